@@ -1,0 +1,96 @@
+// paygo/counter.hpp — the one interface every reference counter satisfies.
+//
+// Contract
+// --------
+// A counter `C` counts references to objects that embed a `C::Object`
+// header. The object's owner holds an implicit *base* reference for as long
+// as the object is live; everything below counts references beyond it.
+//
+//   C::Token t = c.get(obj);   // take a reference; `!t` if obj is frozen/dead
+//   t.reset();                 // release it (the put); also on destruction
+//   c.put(std::move(t));       // the same, spelled out
+//
+// A token is move-only and remembers where its count went (a per-slot entry,
+// a per-slot cell, or the central word), so a put is O(1) from any thread.
+//
+// Exact zero detection is the reclaimer's job, never the put's (that is what
+// lets the fast paths avoid shared writes):
+//
+//   c.try_freeze(obj)   stop new gets: succeeds only if no central reference
+//                       is held and nobody else froze it; after it returns
+//                       true, every get either fails or is counted by query.
+//   c.query(obj)        references held, exact while frozen (see kExact).
+//   c.unfreeze(obj)     let gets in again.
+//   c.try_reclaim(obj)  freeze + query; at zero the object becomes dead (it
+//                       stays frozen, the counter forgets it) and true is
+//                       returned — to exactly one caller; otherwise it
+//                       unfreezes and returns false ("busy").
+//   c.reclaim_batch(objs, dead)  the same for many objects; counters that
+//                       can share one heavy fence and one scan do so.
+//   c.reset(obj)        revive a dead object as a new incarnation.
+//   c.approx(obj)       a racy estimate, safe any time (statistics).
+//   c.set_distributed(obj, on)  mode hint: distributed counts for new gets
+//                       (a hot object) or the central count (a cold one);
+//                       counters without modes ignore it.
+//
+// Memory ordering: everything a holder did with the object before its put
+// happens before a try_reclaim() that returns true for it; everything an
+// owner did before reset() happens before any get() of the new incarnation
+// that succeeds. docs/memory-ordering.md pairs every fence and release.
+//
+// Each counter names itself (`kName`), says whether it counts at all
+// (`kCounts`: false only for `noop`, the no-counting upper bound) and
+// whether query() is exact while frozen (`kExact`).
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+
+namespace paygo {
+
+template <class C>
+concept RefCounter =
+    requires {
+      typename C::Object;
+      typename C::Token;
+      { C::kName } -> std::convertible_to<std::string_view>;
+      { C::kCounts } -> std::convertible_to<bool>;
+      { C::kExact } -> std::convertible_to<bool>;
+    } &&
+    std::movable<typename C::Token> && !std::copyable<typename C::Token> &&
+    std::default_initializable<typename C::Token> &&
+    std::constructible_from<typename C::Object, C&> &&
+    requires(C& c, typename C::Object& o, const typename C::Object& co, typename C::Token t,
+             std::span<typename C::Object* const> objs, std::span<bool> dead) {
+      { c.get(o) } -> std::same_as<typename C::Token>;
+      { static_cast<bool>(t) } noexcept;
+      { t.reset() } noexcept;
+      { c.put(std::move(t)) } noexcept;
+      { c.try_freeze(o) } -> std::same_as<bool>;
+      { c.query(co) } -> std::same_as<std::int64_t>;
+      { c.unfreeze(o) };
+      { c.try_reclaim(o) } -> std::same_as<bool>;
+      { c.reclaim_batch(objs, dead) } -> std::same_as<std::size_t>;
+      { c.reset(o) };
+      { c.approx(co) } -> std::same_as<std::int64_t>;
+      { c.set_distributed(o, true) };
+    };
+
+namespace detail {
+/// reclaim_batch() for counters with nothing to share between objects.
+template <class C>
+std::size_t reclaim_each(C& c, std::span<typename C::Object* const> objs, std::span<bool> dead) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < objs.size(); ++i) {
+    dead[i] = c.try_reclaim(*objs[i]);
+    n += dead[i] ? 1 : 0;
+  }
+  return n;
+}
+}  // namespace detail
+
+}  // namespace paygo

@@ -1,0 +1,91 @@
+// paygo/counters/atomic.hpp — one shared atomic count: vanilla Linux.
+//
+// Contract: satisfies paygo::RefCounter. get() is Linux's
+// folio_try_get_rcu(): a CAS loop that refuses a frozen object; put() is one
+// fetch_sub. Every get and put writes the object's cache line, so many
+// threads reading one object serialise on it. query() is always exact.
+//
+// When to use: objects shared by few threads, or reclaimed often. It is the
+// baseline every other counter is measured against.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "paygo/counter.hpp"
+#include "paygo/detail/word.hpp"
+
+namespace paygo {
+
+class Atomic {
+ public:
+  static constexpr std::string_view kName = "atomic";
+  static constexpr bool kCounts = true;
+  static constexpr bool kExact = true;
+
+  class Object {
+   public:
+    Object() = default;
+    explicit Object(Atomic&) noexcept {}
+    Object(const Object&) = delete;
+    Object& operator=(const Object&) = delete;
+
+   private:
+    friend class Atomic;
+    std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout
+  };
+
+  class Token {
+   public:
+    Token() = default;
+    Token(Token&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
+    Token& operator=(Token&& o) noexcept {
+      if (this != &o) {
+        reset();
+        w_ = std::exchange(o.w_, nullptr);
+      }
+      return *this;
+    }
+    ~Token() { reset(); }
+    explicit operator bool() const noexcept { return w_ != nullptr; }
+    void reset() noexcept {
+      if (w_ != nullptr) detail::central_put(*std::exchange(w_, nullptr));
+    }
+
+   private:
+    friend class Atomic;
+    explicit Token(std::atomic<std::uint64_t>* w) noexcept : w_(w) {}
+    std::atomic<std::uint64_t>* w_ = nullptr;
+  };
+
+  Atomic() = default;
+
+  Token get(Object& o) noexcept {
+    return detail::central_tryget(o.word_) ? Token(&o.word_) : Token();
+  }
+  void put(Token&& t) noexcept { t.reset(); }
+  bool try_freeze(Object& o) noexcept { return detail::central_tryfreeze(o.word_); }
+  std::int64_t query(const Object& o) const noexcept { return approx(o); }
+  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
+  bool try_reclaim(Object& o) noexcept {
+    if (!try_freeze(o)) return false;  // the freeze itself proves the count is zero
+    detail::central_kill(o.word_);
+    return true;
+  }
+  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
+    return detail::reclaim_each(*this, objs, dead);
+  }
+  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
+  std::int64_t approx(const Object& o) const noexcept {
+    // Acquire: pairs with central_put()'s release, like the freeze CAS.
+    return static_cast<std::int64_t>(o.word_.load(std::memory_order_acquire) & detail::kCountMask);
+  }
+  void set_distributed(Object&, bool) noexcept {}
+};
+
+static_assert(RefCounter<Atomic>);
+
+}  // namespace paygo

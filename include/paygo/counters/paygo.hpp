@@ -1,0 +1,237 @@
+// paygo/counters/paygo.hpp — PAYGO: anchor-based distributed reference counts
+// (Jung et al., FAST'19), with the freeze/query protocol and batch reclaim.
+//
+// Contract
+// --------
+// Satisfies paygo::RefCounter. Every slot (thread, see Domain) owns a table
+// of entries {object, local, anchor}. A distributed get increments `local`
+// of the entry for the object in the caller's own table with a plain store
+// (no atomic read-modify-write, no shared cache line is written). The token
+// remembers the entry and its home slot: a put on the home slot is a plain
+// store to `local`; a put from any other thread pays the "migration tax",
+// one fetch_sub on the entry's `anchor`. Entries never move while live
+// (local + anchor != 0), so the token's pointer stays valid and a scan never
+// misses one. The true count is central + sum(local + anchor).
+//
+// Objects start in the central mode (one atomic, like Linux's page count);
+// set_distributed(obj, true) makes new gets distributed (a hot object). Gets
+// fall back to the central count, never failing or blocking, when the caller
+// has no slot (more threads than slots), when the probe window of its table
+// is full, or when `local` would pass Options::local_limit.
+//
+// Freeze/query (docs/design.md has the proof): a reader publishes its entry,
+// sets its group bit in the object's mask, runs light_fence(), then checks
+// the word; a reclaimer CASes FROZEN into the word, runs heavy_fence(), then
+// sums the entries of the groups in the mask. Group bits are cleared only
+// when the object is found dead. reclaim_batch() freezes many objects, pays
+// one heavy fence and scans each live table once.
+//
+// When not to use: for objects that are rarely shared between threads, or
+// that are reclaimed about as often as they are read — each reclaim costs a
+// heavy fence and a scan, and the atomic counter is simpler and as fast.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string_view>
+
+#include "paygo/config.hpp"
+#include "paygo/counter.hpp"
+#include "paygo/detail/word.hpp"
+#include "paygo/domain.hpp"
+#include "paygo/fence.hpp"
+
+namespace paygo {
+
+namespace detail {
+
+/// One table entry, 16 bytes, four to a cache line. `obj` and `local` are
+/// written only by the slot's owner; `anchor` by any thread (fetch_sub).
+struct PaygoEntry {
+  std::atomic<const void*> obj{nullptr};
+  std::atomic<std::int32_t> local{0};
+  std::atomic<std::int32_t> anchor{0};
+};
+
+struct PaygoTable {
+  std::uint64_t group_bit;  // this slot's bit in every object's mask
+  std::uint32_t index_mask;
+  PaygoEntry* entries;  // index_mask + 1 of them
+};
+
+}  // namespace detail
+
+struct PaygoOptions {
+  std::uint32_t max_slots = 256;      ///< threads with their own table
+  std::uint32_t table_entries = 256;  ///< entries per table (rounded up to a power of 2)
+  std::uint32_t probe = 8;            ///< probe window: entries an object may use
+  std::uint32_t group_size = 0;       ///< slots per mask bit; 0: ceil(max_slots / 64)
+  std::int32_t local_limit = std::numeric_limits<std::int32_t>::max();  ///< saturation point
+};
+
+class Paygo {
+ public:
+  static constexpr std::string_view kName = "paygo";
+  static constexpr bool kCounts = true;
+  static constexpr bool kExact = true;
+
+  using Options = PaygoOptions;
+
+  /// The per-object header: the word (detail/word.hpp) and the group mask.
+  class Object {
+   public:
+    Object() = default;
+    explicit Object(Paygo&) noexcept {}
+    Object(const Object&) = delete;
+    Object& operator=(const Object&) = delete;
+
+   private:
+    friend class Paygo;
+    std::atomic<std::uint64_t> word_{0};
+    /// Bit g set: some slot of group g may hold an entry for this object.
+    /// Set by readers (relaxed, ordered by their light fence); reset only by
+    /// the reclaimer that found the object dead.
+    std::atomic<std::uint64_t> mask_{0};
+  };
+
+  class Token {
+   public:
+    Token() = default;
+    Token(Token&& o) noexcept : p_(std::exchange(o.p_, nullptr)), home_(o.home_) {}
+    Token& operator=(Token&& o) noexcept {
+      if (this != &o) {
+        reset();
+        p_ = std::exchange(o.p_, nullptr);
+        home_ = o.home_;
+      }
+      return *this;
+    }
+    ~Token() { reset(); }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    /// True if the count went to a per-slot entry (not the central word).
+    bool distributed() const noexcept { return p_ != nullptr && home_ != nullptr; }
+
+    /*** put: fast path ***/
+    PAYGO_INLINE void reset() noexcept {
+      if (p_ == nullptr) return;
+      if (home_ != nullptr) [[likely]] {
+        auto* e = static_cast<detail::PaygoEntry*>(p_);
+        // Relaxed owner check: only the owner itself can read its own tag.
+        if (home_->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) [[likely]] {
+          // Home put: a plain store. Release: pairs with the acquire loads of
+          // `local` in Paygo::sum_*() so this holder's use of the object
+          // happens before a reclaim that counts it gone.
+          e->local.store(e->local.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+        } else {
+          // Migration tax. Release: pairs with the acquire loads of `anchor`
+          // in Paygo::sum_*() and in the owner's free-entry check (claim()).
+          e->anchor.fetch_sub(1, std::memory_order_release);
+        }
+      } else {
+        detail::central_put(*static_cast<std::atomic<std::uint64_t>*>(p_));
+      }
+      p_ = nullptr;
+    }
+
+   private:
+    friend class Paygo;
+    Token(void* p, detail::Slot* home) noexcept : p_(p), home_(home) {}
+    void* p_ = nullptr;              // PaygoEntry* or the central word
+    detail::Slot* home_ = nullptr;   // home slot; nullptr for a central token
+  };
+
+  Paygo() : Paygo(Options{}) {}
+  explicit Paygo(Options options);
+  ~Paygo();
+  Paygo(const Paygo&) = delete;
+  Paygo& operator=(const Paygo&) = delete;
+
+  /*** get: fast path ***/
+  PAYGO_INLINE Token get(Object& o) noexcept {
+    // Acquire: pairs with the release in central_reset()/central_unfreeze():
+    // a reader of a new incarnation sees its mask reset and its contents.
+    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
+    if (w0 & detail::kFrozen) [[unlikely]] return {};
+    if (!(w0 & detail::kDistributed)) return get_central(o);
+    detail::Slot* slot = domain_.current();
+    if (slot == nullptr) [[unlikely]] return get_central(o);
+    // Relaxed: the owner (this thread, or a thread it adopted the slot from
+    // under the registry mutex) published the table.
+    auto* table = static_cast<detail::PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
+    detail::PaygoEntry* e = nullptr;
+    if (table != nullptr) [[likely]] {
+      e = &table->entries[hash(&o) & table->index_mask];
+      if (e->obj.load(std::memory_order_relaxed) != &o ||
+          e->local.load(std::memory_order_relaxed) >= opt_.local_limit) [[unlikely]] {
+        e = nullptr;
+      }
+    }
+    if (e == nullptr) [[unlikely]] {
+      e = claim(*slot, o);
+      if (e == nullptr) return get_central(o);  // window full or saturated
+      table = static_cast<detail::PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
+    }
+    const std::int32_t l = e->local.load(std::memory_order_relaxed);
+    // Relaxed: ordered before the word re-check by the light fence below.
+    e->local.store(l + 1, std::memory_order_relaxed);
+    if (!(o.mask_.load(std::memory_order_relaxed) & table->group_bit)) [[unlikely]] {
+      o.mask_.fetch_or(table->group_bit, std::memory_order_relaxed);  // ordered by the fence
+    }
+    light_fence();  // pairs with heavy_fence() in try_freeze()/reclaim_batch()
+    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
+    if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
+      e->local.store(l, std::memory_order_relaxed);  // back off; a scan may count it: harmless
+      return {};
+    }
+    return Token(e, slot);
+  }
+
+  void put(Token&& t) noexcept { t.reset(); }
+
+  bool try_freeze(Object& o) noexcept;
+  std::int64_t query(const Object& o) const noexcept;
+  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
+  bool try_reclaim(Object& o) noexcept;
+  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead);
+  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
+  std::int64_t approx(const Object& o) const noexcept;
+  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
+  bool distributed(const Object& o) const noexcept {
+    return (o.word_.load(std::memory_order_relaxed) & detail::kDistributed) != 0;
+  }
+  bool frozen(const Object& o) const noexcept {
+    return (o.word_.load(std::memory_order_relaxed) & detail::kFrozen) != 0;
+  }
+
+  /// Bytes held by the per-slot tables (grows by one table per slot used).
+  std::size_t table_bytes() const noexcept;
+  /// Bytes of counter state one distributed object may occupy per slot.
+  static constexpr std::size_t bytes_per_entry() noexcept { return sizeof(detail::PaygoEntry); }
+  const Options& options() const noexcept { return opt_; }
+  Domain& domain() noexcept { return domain_; }
+
+ private:
+  static std::uint32_t hash(const void* p) noexcept {
+    const auto x = reinterpret_cast<std::uintptr_t>(p) >> 4;
+    return static_cast<std::uint32_t>((x * 0x9E3779B97F4A7C15ULL) >> 32);
+  }
+  PAYGO_INLINE Token get_central(Object& o) noexcept {
+    if (!detail::central_tryget(o.word_)) return {};
+    return Token(&o.word_, nullptr);
+  }
+  PAYGO_COLD detail::PaygoEntry* claim(detail::Slot& slot, const Object& o) noexcept;
+  detail::PaygoTable* make_table(detail::Slot& slot) noexcept;
+  std::int64_t sum_masked(const Object& o) const noexcept;
+  void kill(Object& o) noexcept;
+
+  Options opt_;
+  std::uint32_t group_shift_;
+  Domain domain_;
+};
+
+static_assert(RefCounter<Paygo>);
+
+}  // namespace paygo

@@ -1,0 +1,104 @@
+// paygo/domain.hpp — slots: who owns which per-owner counter state.
+//
+// Contract
+// --------
+// A Domain hands each thread that asks a *slot*: an index in [0, max_slots)
+// that the thread owns alone until it exits. Registration is lazy (the first
+// current() call of a thread) and bounded: when every slot is owned,
+// current() returns nullptr and callers fall back to a shared counter. When a
+// thread exits, its slots are retired (owner cleared, index put on a free
+// list) and the next thread to register adopts one; the slot's state (a
+// counter's table, its live entries) stays where it is, so references taken
+// by the exited thread are still counted and can still be released.
+//
+// Every counter in this library owns one Domain, so a slot's payload pointer
+// belongs to exactly one counter.
+//
+// Memory ordering: owner changes happen under the registry mutex, which gives
+// the retiring thread's writes to the slot a happens-before edge to the
+// adopting thread. Scanners read `owner` relaxed (only identity matters) and
+// `payload` acquire (paired with the release store that published it).
+//
+// When not to use: with far more threads than cores and references that live
+// long, per-thread slots waste memory; a per-CPU slot mode is not provided.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "paygo/config.hpp"
+
+namespace paygo {
+
+struct DomainOptions {
+  /// Slots available; threads beyond this count use the fallback path.
+  std::uint32_t max_slots = 256;
+};
+
+namespace detail {
+
+struct Registry;
+
+/// One slot. Padded: `owner`/`payload` are read by every scanner and written
+/// only on registration, retirement and first use.
+struct alignas(kDestructiveInterference) Slot {
+  /// Identity of the owning thread (see this_thread_tag()), or nullptr while
+  /// retired. Written under the registry mutex; read relaxed by put() to ask
+  /// "am I the owner?", which only the owner can answer yes to.
+  std::atomic<const void*> owner{nullptr};
+  /// Counter-specific per-slot state. Published once with release by the
+  /// owner (paired with acquire loads in scanners); kept across adoption.
+  std::atomic<void*> payload{nullptr};
+  std::uint32_t index = 0;
+};
+
+/// Per-thread one-entry cache of "my slot in domain `id`". constinit and
+/// trivially destructible: accessed with a plain TLS load, no wrapper call.
+struct ThreadCache {
+  std::uint64_t domain_id;
+  Slot* slot;
+};
+inline constinit thread_local ThreadCache tls_cache{0, nullptr};
+
+/// A value unique to each live thread (the address of its cache).
+PAYGO_INLINE const void* this_thread_tag() noexcept { return &tls_cache; }
+
+}  // namespace detail
+
+class Domain {
+ public:
+  explicit Domain(DomainOptions options = {});
+  ~Domain();
+  Domain(const Domain&) = delete;
+  Domain& operator=(const Domain&) = delete;
+
+  /// The calling thread's slot, registering it on first use; nullptr when all
+  /// slots are owned by live threads.
+  PAYGO_INLINE detail::Slot* current() noexcept {
+    const detail::ThreadCache& c = detail::tls_cache;
+    if (c.domain_id == id_ && c.slot != nullptr) [[likely]] return c.slot;
+    return current_slow();
+  }
+
+  std::uint32_t max_slots() const noexcept { return max_slots_; }
+  /// Slots handed out at least once: [0, high_water()) may hold state.
+  /// Acquire: pairs with the release increment in registration, so the
+  /// slot's index and payload pointer are visible to scanners.
+  std::uint32_t high_water() const noexcept;
+  detail::Slot& slot(std::uint32_t i) noexcept { return slots_[i]; }
+  const detail::Slot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
+  std::uint64_t id() const noexcept { return id_; }
+  /// Slots currently owned by a live thread (approximate; for statistics).
+  std::uint32_t owned_slots() const noexcept;
+
+ private:
+  PAYGO_COLD detail::Slot* current_slow() noexcept;
+
+  std::uint64_t id_;
+  std::uint32_t max_slots_;
+  detail::Slot* slots_;  // owned by registry_
+  std::shared_ptr<detail::Registry> registry_;
+};
+
+}  // namespace paygo
