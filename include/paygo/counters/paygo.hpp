@@ -56,6 +56,8 @@ struct PaygoEntry {
   std::atomic<std::int32_t> anchor{0};
 };
 
+struct PaygoTestAccess;  // tests/unit/paygo_test.cpp looks inside
+
 struct PaygoTable {
   std::uint64_t group_bit;  // this slot's bit in every object's mask
   std::uint32_t index_mask;
@@ -90,6 +92,7 @@ class Paygo {
 
    private:
     friend class Paygo;
+    friend struct detail::PaygoTestAccess;
     std::atomic<std::uint64_t> word_{0};
     /// Bit g set: some slot of group g may hold an entry for this object.
     /// Set by readers (relaxed, ordered by their light fence); reset only by
@@ -138,6 +141,7 @@ class Paygo {
 
    private:
     friend class Paygo;
+    friend struct detail::PaygoTestAccess;
     Token(void* p, detail::Slot* home) noexcept : p_(p), home_(home) {}
     void* p_ = nullptr;              // PaygoEntry* or the central word
     detail::Slot* home_ = nullptr;   // home slot; nullptr for a central token
@@ -214,6 +218,7 @@ class Paygo {
   Domain& domain() noexcept { return domain_; }
 
  private:
+  friend struct detail::PaygoTestAccess;
   static std::uint32_t hash(const void* p) noexcept {
     const auto x = reinterpret_cast<std::uintptr_t>(p) >> 4;
     return static_cast<std::uint32_t>((x * 0x9E3779B97F4A7C15ULL) >> 32);
