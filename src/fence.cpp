@@ -11,6 +11,7 @@
 namespace paygo {
 namespace detail {
 std::atomic<bool> g_membarrier_ready{false};
+std::atomic<unsigned> g_tsan_fence{0};
 }  // namespace detail
 
 namespace {
@@ -48,7 +49,7 @@ void heavy_fence() noexcept {
     // compiler barrier alone, so no fallback here would be correct: stop.
     std::abort();
   }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  detail::full_fence();
 }
 
 }  // namespace paygo

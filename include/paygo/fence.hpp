@@ -13,8 +13,12 @@
 // once per process, the first time a Domain is built), light_fence() is only
 // a compiler barrier and heavy_fence() is one system call that makes every
 // CPU running this process execute a full barrier. Without it (old kernels,
-// seccomp, PAYGO_NO_MEMBARRIER=1 in the environment, ThreadSanitizer builds)
-// both are seq_cst fences.
+// seccomp, PAYGO_NO_MEMBARRIER=1 in the environment) both are seq_cst
+// fences. ThreadSanitizer models neither membarrier nor fences, so in TSAN
+// builds both sides are an acq_rel read-modify-write of one shared atomic:
+// RMWs on one location are totally ordered and each reads the previous one,
+// so the later side synchronizes with the earlier one — the same Dekker
+// guarantee, stated in happens-before terms TSAN can check.
 //
 // When not to use: if the heavy side runs as often as the light side, plain
 // seq_cst fences are cheaper; membarrier costs microseconds per call and
@@ -31,6 +35,17 @@ namespace detail {
 // cleared: a reader that still sees `false` uses a real fence, which is only
 // stronger. Relaxed loads are enough for that reason.
 extern std::atomic<bool> g_membarrier_ready;
+/// TSAN builds only: the location both fence sides synchronize through.
+extern std::atomic<unsigned> g_tsan_fence;
+
+PAYGO_INLINE void full_fence() noexcept {
+#if PAYGO_TSAN
+  // acq_rel: pairs with the same RMW on the other side of the fence pair.
+  g_tsan_fence.fetch_add(1, std::memory_order_acq_rel);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
 }  // namespace detail
 
 /// Registers membarrier once. Returns whether the expedited path is in use.
@@ -46,7 +61,7 @@ PAYGO_INLINE void light_fence() noexcept {
   if (membarrier_in_use()) [[likely]] {
     std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler barrier only
   } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    detail::full_fence();
   }
 }
 
