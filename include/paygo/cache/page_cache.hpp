@@ -1,0 +1,248 @@
+// paygo/cache/page_cache.hpp — a buffered-read page cache over real files,
+// counting page references with any paygo::RefCounter.
+//
+// Contract
+// --------
+// PageCache<C> keeps a fixed pool of 4 KiB frames (CacheOptions::
+// capacity_bytes of them, allocated once: frames are reused, never returned,
+// so a reader may touch a frame that is being recycled and must re-check it,
+// as the kernel's `folio != xas_reload()` does). It offers:
+//   open(path)                     -> FileId (files stay open until the cache dies)
+//   read(file, buf, len, offset)   -> bytes read, pread(2) semantics (short at EOF)
+//   pin(file, page)                -> PinnedPage: zero-copy view of one page
+//   advise(file, off, len, advice) -> Hot | Normal | WillNeed | DontNeed
+//   refresh(file)                  -> re-stat after the file changed underneath
+//   drop()                         -> evict everything unpinned (drop_caches)
+//   stats()
+// Errors are values (Result<T>), never exceptions or crashes: ENOENT,
+// EACCES, EISDIR, EBADF (unknown FileId), EINVAL, ENOBUFS (every frame is
+// pinned or loading: the cache is too small for the pins in flight; the call
+// fails at once rather than wait), or the backend's error for a failed read
+// (the frame is discarded, nothing is cached, the next read tries again).
+//
+// Read path (as Linux's filemap_get_read_batch + filemap_read): look up the
+// frame in the file's index → get a token → re-check that the index still
+// maps the page to that frame and that the frame holds that page → copy →
+// put. A miss takes a frame from the free list or by CLOCK eviction (which
+// reclaims candidates in batches with the counter's freeze/query protocol,
+// one heavy fence per batch, and skips busy frames), reads it with the
+// backend's pread, and publishes it with a compare-and-swap; concurrent
+// missers of one page wait for that one read.
+//
+// Hot sections: advise(Hot) makes the cached pages of the range use
+// distributed counts now, and pages loaded into the range later start
+// distributed; advise(Normal) takes the range back to the central count.
+//
+// Coherence: this is a read cache. If a file is changed by someone else,
+// call refresh(): it re-reads the size, unlinks cached pages past the new
+// end and the partial last page, and grows the index; reads never return
+// bytes past the size the cache knows.
+//
+// When not to use: for data read once (use pread), or written through the
+// cache (there is no write path).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "paygo/cache/backend.hpp"
+#include "paygo/cache/result.hpp"
+#include "paygo/config.hpp"
+#include "paygo/counter.hpp"
+#include "paygo/domain.hpp"
+
+namespace paygo::cache {
+
+inline constexpr std::size_t kPageSize = 4096;
+
+enum class Advice { Normal, Hot, WillNeed, DontNeed };
+
+struct CacheOptions {
+  std::size_t capacity_bytes = std::size_t{64} << 20;  ///< rounded down to pages, at least 1
+  std::size_t evict_batch = 64;    ///< candidates per heavy fence when evicting on a miss
+  std::size_t drop_batch = 1024;   ///< frames per heavy fence in drop()/DontNeed
+  std::uint32_t max_files = 1024;  ///< files open at once
+  std::uint32_t max_threads = 256; ///< threads with their own statistics shard
+  Backend* backend = nullptr;      ///< nullptr: a PosixBackend owned by the cache
+};
+
+struct DropReport {
+  std::size_t evicted = 0;  ///< frames freed
+  std::size_t busy = 0;     ///< frames still referenced (pinned or being read)
+  std::size_t batches = 0;  ///< reclaim batches, one heavy fence each
+  double seconds = 0;
+};
+
+struct CacheStats {
+  std::uint64_t hits = 0, misses = 0, evictions = 0, busy_reclaims = 0;
+  std::size_t frames = 0, free_frames = 0, cached_pages = 0;
+  std::size_t distributed_pages = 0;    ///< cached pages in a hot section
+  std::size_t counter_table_bytes = 0;  ///< bytes held by the counter's per-slot tables
+};
+
+using FileId = std::uint32_t;
+
+template <RefCounter C>
+class PageCache {
+  using Token = typename C::Token;
+
+ public:
+  /// A pinned page: the frame cannot be evicted or reused while this lives.
+  class PinnedPage {
+   public:
+    PinnedPage() = default;
+    std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+    std::size_t size() const noexcept { return size_; }
+    explicit operator bool() const noexcept { return static_cast<bool>(token_); }
+    void reset() noexcept { token_.reset(); }
+
+   private:
+    friend class PageCache;
+    PinnedPage(Token t, const std::byte* d, std::size_t n) : token_(std::move(t)), data_(d), size_(n) {}
+    Token token_;
+    const std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+  };
+
+  template <class... CounterArgs>
+  explicit PageCache(CacheOptions options = {}, CounterArgs&&... counter_args);
+  ~PageCache();
+  PageCache(const PageCache&) = delete;
+  PageCache& operator=(const PageCache&) = delete;
+
+  Result<FileId> open(const std::string& path);
+  Result<std::size_t> read(FileId id, void* buf, std::size_t len, std::uint64_t offset);
+  Result<PinnedPage> pin(FileId id, std::uint64_t page);
+  Result<void> advise(FileId id, std::uint64_t offset, std::uint64_t len, Advice advice);
+  Result<std::uint64_t> refresh(FileId id);
+  Result<std::uint64_t> size(FileId id) const;
+  /// Evicts every unpinned page, `batch` frames per heavy fence (0: the
+  /// option's drop_batch; 1 reclaims page by page, for comparison).
+  DropReport drop(std::size_t batch = 0);
+  CacheStats stats() const;
+
+  C& counter() noexcept { return counter_; }
+  std::size_t frame_count() const noexcept { return frames_.size(); }
+
+ private:
+  enum State : std::uint32_t { kFree, kLoading, kReady, kError, kIdle };
+  static constexpr std::uint64_t kNoKey = ~std::uint64_t{0};
+  static constexpr unsigned kPageBits = 40;
+  static constexpr std::uint64_t kPageMask = (std::uint64_t{1} << kPageBits) - 1;
+  static std::uint64_t make_key(FileId f, std::uint64_t page) noexcept {
+    return (std::uint64_t{f} << kPageBits) | page;
+  }
+
+  struct Frame {
+    explicit Frame(C& c, std::byte* d) : ref(c), data(d) {}
+    typename C::Object ref;
+    /// (file, page) this frame holds, kNoKey when free. Written only by the
+    /// thread that owns the frame while it is dead or loading; readers read
+    /// it after a successful get, whose acquire pairs with the release in
+    /// the counter's reset(), so relaxed suffices on both sides.
+    std::atomic<std::uint64_t> key{kNoKey};
+    /// Release store of kReady/kError after the data: pairs with the
+    /// acquire loads in acquire_page().
+    std::atomic<std::uint32_t> state{kFree};
+    std::atomic<std::uint32_t> len{0};  // valid bytes; published by `state`
+    std::atomic<int> error{0};          // errno of a failed load; published by `state`
+    std::atomic<bool> referenced{false};  // CLOCK bit; a hint, relaxed
+    std::atomic<bool> hot{false};         // in a hot section; a statistic, relaxed
+    std::byte* const data;
+  };
+
+  struct Index {
+    explicit Index(std::uint64_t n) : npages(n), slots(new std::atomic<Frame*>[n]) {
+      for (std::uint64_t i = 0; i < n; ++i) slots[i].store(nullptr, std::memory_order_relaxed);
+    }
+    const std::uint64_t npages;
+    /// Published with release CAS by loaders; loaded with acquire by readers.
+    std::unique_ptr<std::atomic<Frame*>[]> slots;
+  };
+
+  struct File {
+    FileId id = 0;
+    int handle = -1;
+    std::string path;
+    std::atomic<std::uint64_t> size{0};  // a bound for reads; relaxed (see refresh())
+    /// Current index. Release store on growth, acquire load by readers. Old
+    /// indexes stay alive in `retired` until the cache dies (type-stable).
+    std::atomic<Index*> index{nullptr};
+    std::mutex mu;  // guards hot, retired, growth
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> hot;  // [first, last) pages
+    std::atomic<bool> any_hot{false};  // relaxed hint; `hot` is read under mu
+    std::vector<std::unique_ptr<Index>> retired;
+    std::unique_ptr<Index> current_owner;
+    bool is_hot_locked(std::uint64_t page) const {
+      return std::any_of(hot.begin(), hot.end(),
+                         [&](const auto& r) { return page >= r.first && page < r.second; });
+    }
+  };
+
+  /// Per-thread statistics: one writer each, so plain load+store, no RMW on
+  /// the read path. Padded: each shard is written by one thread.
+  struct alignas(kDestructiveInterference) Shard {
+    std::atomic<std::uint64_t> hits{0}, misses{0};
+  };
+
+  static std::uint64_t pages_for(std::uint64_t bytes) noexcept {
+    return (bytes + kPageSize - 1) / kPageSize;
+  }
+  File* file(FileId id) const noexcept {
+    // Acquire: pairs with the release store in open().
+    return id < files_.size() ? files_[id].load(std::memory_order_acquire) : nullptr;
+  }
+  void count(std::atomic<std::uint64_t> Shard::*field) noexcept {
+    if (detail::Slot* s = stats_domain_.current()) [[likely]] {
+      auto& c = shards_[s->index].*field;  // this thread is the only writer
+      c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    } else {
+      (overflow_.*field).fetch_add(1, std::memory_order_relaxed);  // statistic only
+    }
+  }
+
+  Result<Frame*> acquire_page(File& f, std::uint64_t page, Token& token);
+  Result<Frame*> load_page(File& f, Index& idx, std::uint64_t page, Token& token, bool& retry);
+  Frame* take_frame_locked();
+  void reclaim_locked(std::vector<Frame*>& cands, DropReport* report);
+  void unlink_locked(Frame& fr);
+  bool unlink_page(File& f, std::uint64_t page, Frame* fr);
+  void grow_index(File& f, std::uint64_t npages);
+  std::vector<Frame*> cached_in_range(File& f, std::uint64_t first, std::uint64_t last);
+
+  C counter_;
+  CacheOptions opt_;
+  std::unique_ptr<PosixBackend> own_backend_;
+  Backend* backend_;
+  std::byte* memory_ = nullptr;
+  std::deque<Frame> frames_;  // stable addresses
+
+  std::mutex evict_mu_;         // guards free_, clock_hand_, eviction
+  std::vector<Frame*> free_;
+  std::size_t clock_hand_ = 0;
+  std::atomic<std::uint64_t> evictions_{0}, busy_{0};  // written under evict_mu_
+
+  std::mutex files_mu_;  // guards opening
+  std::vector<std::atomic<File*>> files_;
+  std::vector<std::unique_ptr<File>> file_owner_;
+
+  Domain stats_domain_;
+  std::unique_ptr<Shard[]> shards_;
+  Shard overflow_;
+};
+
+}  // namespace paygo::cache
+
+#include "paygo/cache/page_cache_impl.hpp"

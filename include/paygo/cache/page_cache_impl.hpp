@@ -1,0 +1,524 @@
+// paygo/cache/page_cache_impl.hpp — out-of-line members of PageCache<C>.
+// Included by page_cache.hpp; not a public header on its own.
+#pragma once
+
+namespace paygo::cache {
+
+template <RefCounter C>
+template <class... CounterArgs>
+PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
+    : counter_(std::forward<CounterArgs>(counter_args)...),
+      opt_(options),
+      files_(options.max_files == 0 ? 1 : options.max_files),
+      stats_domain_(DomainOptions{options.max_threads}),
+      shards_(new Shard[stats_domain_.max_slots()]) {
+  if (opt_.backend == nullptr) {
+    own_backend_ = std::make_unique<PosixBackend>();
+    backend_ = own_backend_.get();
+  } else {
+    backend_ = opt_.backend;
+  }
+  opt_.evict_batch = std::max<std::size_t>(opt_.evict_batch, 1);
+  opt_.drop_batch = std::max<std::size_t>(opt_.drop_batch, 1);
+  const std::size_t n = std::max<std::size_t>(opt_.capacity_bytes / kPageSize, 1);
+  memory_ = static_cast<std::byte*>(std::aligned_alloc(kPageSize, n * kPageSize));
+  if (memory_ == nullptr) throw std::bad_alloc();
+  for (auto& f : files_) f.store(nullptr, std::memory_order_relaxed);
+  free_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    Frame& fr = frames_.emplace_back(counter_, memory_ + i * kPageSize);
+    // Free frames are dead: a reader holding a stale pointer fails its get.
+    [[maybe_unused]] const bool dead = counter_.try_reclaim(fr.ref);
+    free_.push_back(&fr);
+  }
+  std::reverse(free_.begin(), free_.end());  // hand out frame 0 first
+}
+
+template <RefCounter C>
+PageCache<C>::~PageCache() {
+  for (auto& f : file_owner_) backend_->close(f->handle);
+  std::free(memory_);
+}
+
+template <RefCounter C>
+Result<FileId> PageCache<C>::open(const std::string& path) {
+  auto h = backend_->open(path);
+  if (!h) return h.error();
+  auto sz = backend_->size(*h);
+  if (!sz) {
+    backend_->close(*h);
+    return sz.error();
+  }
+  std::lock_guard lock(files_mu_);
+  if (file_owner_.size() >= files_.size()) {
+    backend_->close(*h);
+    return std::errc::too_many_files_open;
+  }
+  auto f = std::make_unique<File>();
+  f->id = static_cast<FileId>(file_owner_.size());
+  f->handle = *h;
+  f->path = path;
+  f->size.store(*sz, std::memory_order_relaxed);
+  f->current_owner = std::make_unique<Index>(pages_for(*sz));
+  f->index.store(f->current_owner.get(), std::memory_order_relaxed);
+  File* raw = f.get();
+  file_owner_.push_back(std::move(f));
+  // Release: pairs with the acquire in file(), publishing the File.
+  files_[raw->id].store(raw, std::memory_order_release);
+  return raw->id;
+}
+
+template <RefCounter C>
+Result<std::uint64_t> PageCache<C>::size(FileId id) const {
+  File* f = file(id);
+  if (f == nullptr) return std::errc::bad_file_descriptor;
+  return f->size.load(std::memory_order_relaxed);
+}
+
+/*** The read path ***/
+template <RefCounter C>
+Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_page(File& f, std::uint64_t page,
+                                                                 Token& token) {
+  const std::uint64_t key = make_key(f.id, page);
+  for (;;) {
+    // Acquire: pairs with the release store in grow_index().
+    Index* idx = f.index.load(std::memory_order_acquire);
+    if (page >= idx->npages) {
+      grow_index(f, page + 1);
+      continue;
+    }
+    std::atomic<Frame*>& slot = idx->slots[page];
+    // Acquire: pairs with the release CAS that published the frame.
+    Frame* fr = slot.load(std::memory_order_acquire);
+    if (fr == nullptr) {
+      bool retry = false;
+      auto r = load_page(f, *idx, page, token, retry);
+      if (retry) continue;
+      count(&Shard::misses);
+      return r;
+    }
+    Token t = counter_.get(fr->ref);
+    if (!t) continue;  // frozen or dead under us: look again
+    // Re-check, as the kernel's folio != xas_reload(): the frame may have
+    // been reclaimed and reused between our load and our get.
+    if (slot.load(std::memory_order_acquire) != fr) continue;
+    if (fr->key.load(std::memory_order_relaxed) != key) {
+      // Recycled for another page while the slot still points at it (an
+      // index copied during growth): drop the stale pointer, look again.
+      Frame* expected = fr;
+      slot.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
+      continue;
+    }
+    std::uint32_t st = fr->state.load(std::memory_order_acquire);  // pairs with the loader's release
+    while (st == kLoading) {
+      fr->state.wait(kLoading, std::memory_order_acquire);  // one read for all missers
+      st = fr->state.load(std::memory_order_acquire);
+    }
+    if (st == kReady) [[likely]] {
+      if (!fr->referenced.load(std::memory_order_relaxed)) {
+        fr->referenced.store(true, std::memory_order_relaxed);  // CLOCK hint; written only if clear
+      }
+      count(&Shard::hits);
+      token = std::move(t);
+      return fr;
+    }
+    if (st == kError) {
+      return std::error_code(fr->error.load(std::memory_order_relaxed), std::generic_category());
+    }
+    // kIdle (unlinked by refresh or a lost publish race) or kFree: drop the
+    // stale pointer so later readers do not find it, and look again.
+    Frame* expected = fr;
+    slot.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
+  }
+}
+
+template <RefCounter C>
+Result<std::size_t> PageCache<C>::read(FileId id, void* buf, std::size_t len,
+                                       std::uint64_t offset) {
+  File* f = file(id);
+  if (f == nullptr) return std::errc::bad_file_descriptor;
+  if (buf == nullptr && len != 0) return std::errc::invalid_argument;
+  auto* out = static_cast<std::byte*>(buf);
+  std::size_t done = 0;
+  while (done < len) {
+    const std::uint64_t size = f->size.load(std::memory_order_relaxed);
+    const std::uint64_t pos = offset + done;
+    if (pos >= size) break;  // end of file: a short read
+    const std::uint64_t page = pos / kPageSize;
+    const std::size_t in = static_cast<std::size_t>(pos % kPageSize);
+    Token token;
+    auto fr = acquire_page(*f, page, token);
+    if (!fr) {
+      if (done != 0) break;  // pread semantics: report what was read
+      return fr.error();
+    }
+    const std::size_t valid = (*fr)->len.load(std::memory_order_relaxed);
+    const std::uint64_t page_end = std::min<std::uint64_t>(size - page * kPageSize, valid);
+    if (in >= page_end) break;  // the file shrank under us
+    const std::size_t n = std::min<std::size_t>(len - done, static_cast<std::size_t>(page_end) - in);
+    std::memcpy(out + done, (*fr)->data + in, n);
+    done += n;
+    if (in + n < kPageSize && page_end < kPageSize) break;  // short page: end of file
+  }
+  return done;
+}
+
+template <RefCounter C>
+Result<typename PageCache<C>::PinnedPage> PageCache<C>::pin(FileId id, std::uint64_t page) {
+  File* f = file(id);
+  if (f == nullptr) return std::errc::bad_file_descriptor;
+  if (page >= pages_for(f->size.load(std::memory_order_relaxed))) return std::errc::invalid_argument;
+  Token token;
+  auto fr = acquire_page(*f, page, token);
+  if (!fr) return fr.error();
+  return PinnedPage(std::move(token), (*fr)->data, (*fr)->len.load(std::memory_order_relaxed));
+}
+
+/*** The miss path ***/
+template <RefCounter C>
+Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& idx,
+                                                              std::uint64_t page, Token& token,
+                                                              bool& retry) {
+  Frame* fr = nullptr;
+  {
+    std::lock_guard lock(evict_mu_);
+    fr = take_frame_locked();
+  }
+  if (fr == nullptr) return std::errc::no_buffer_space;  // every frame pinned or loading
+  bool hot = false;
+  if (f.any_hot.load(std::memory_order_relaxed)) {
+    std::lock_guard lock(f.mu);
+    hot = f.is_hot_locked(page);
+  }
+  // The frame is dead and ours alone: set it up, then revive it. reset()
+  // releases, so a reader whose get succeeds on the new incarnation sees
+  // the new key and state.
+  fr->key.store(make_key(f.id, page), std::memory_order_relaxed);
+  fr->len.store(0, std::memory_order_relaxed);
+  fr->error.store(0, std::memory_order_relaxed);
+  fr->referenced.store(false, std::memory_order_relaxed);
+  fr->hot.store(hot, std::memory_order_relaxed);
+  fr->state.store(kLoading, std::memory_order_relaxed);
+  counter_.set_distributed(fr->ref, hot);
+  counter_.reset(fr->ref);
+  Token t = counter_.get(fr->ref);
+  Frame* expected = nullptr;
+  // Release: pairs with the readers' acquire load of the slot.
+  if (!t || !idx.slots[page].compare_exchange_strong(expected, fr, std::memory_order_release,
+                                                     std::memory_order_relaxed)) {
+    // Someone published this page first. Our frame goes idle; CLOCK will
+    // reclaim it once no stale reader holds it.
+    fr->state.store(kIdle, std::memory_order_release);
+    fr->state.notify_all();
+    retry = true;
+    return std::errc::resource_unavailable_try_again;
+  }
+  const std::uint64_t size = f.size.load(std::memory_order_relaxed);
+  const std::uint64_t start = page * kPageSize;
+  const std::size_t want =
+      start >= size ? 0 : static_cast<std::size_t>(std::min<std::uint64_t>(kPageSize, size - start));
+  std::size_t got = 0;
+  std::error_code err;
+  while (got < want) {
+    auto r = backend_->pread(f.handle, fr->data + got, want - got, start + got);
+    if (!r) {
+      err = r.error();
+      break;
+    }
+    if (*r == 0) break;  // the file is shorter than we thought
+    got += *r;
+  }
+  if (err) {
+    // Nothing wrong is cached: unlink, publish the error to the waiters,
+    // and let the next read try again with a fresh frame.
+    fr->error.store(err.value(), std::memory_order_relaxed);
+    Frame* self = fr;
+    idx.slots[page].compare_exchange_strong(self, nullptr, std::memory_order_relaxed);
+    fr->state.store(kError, std::memory_order_release);  // pairs with acquire in acquire_page()
+    fr->state.notify_all();
+    return err;
+  }
+  if (got < want) {
+    // Shrunk underneath: lower the bound we serve (never raise it here).
+    std::uint64_t cur = f.size.load(std::memory_order_relaxed);
+    while (cur > start + got &&
+           !f.size.compare_exchange_weak(cur, start + got, std::memory_order_relaxed)) {
+    }
+  }
+  fr->len.store(static_cast<std::uint32_t>(got), std::memory_order_relaxed);
+  fr->state.store(kReady, std::memory_order_release);  // pairs with acquire in acquire_page()
+  fr->state.notify_all();
+  token = std::move(t);
+  return fr;
+}
+
+template <RefCounter C>
+typename PageCache<C>::Frame* PageCache<C>::take_frame_locked() {
+  if (free_.empty()) {
+    // CLOCK: skip recently referenced frames once, batch the rest. Two
+    // sweeps at most: the second one meets every frame with its bit clear.
+    std::vector<Frame*> cands;
+    cands.reserve(opt_.evict_batch);
+    const std::size_t n = frames_.size();
+    for (std::size_t step = 0; step < 2 * n && free_.empty(); ++step) {
+      Frame& fr = frames_[clock_hand_];
+      clock_hand_ = (clock_hand_ + 1) % n;
+      const std::uint32_t st = fr.state.load(std::memory_order_relaxed);
+      if (st == kFree || st == kLoading) continue;
+      if (fr.referenced.load(std::memory_order_relaxed)) {
+        fr.referenced.store(false, std::memory_order_relaxed);
+        continue;
+      }
+      cands.push_back(&fr);
+      if (cands.size() == opt_.evict_batch || step + 1 == 2 * n) {
+        reclaim_locked(cands, nullptr);
+        cands.clear();
+      }
+    }
+    if (!cands.empty()) reclaim_locked(cands, nullptr);
+    if (free_.empty()) return nullptr;
+  }
+  Frame* fr = free_.back();
+  free_.pop_back();
+  return fr;
+}
+
+template <RefCounter C>
+void PageCache<C>::reclaim_locked(std::vector<Frame*>& cands, DropReport* report) {
+  if (cands.empty()) return;
+  const std::size_t total = cands.size();
+  std::vector<typename C::Object*> objs;
+  std::unique_ptr<bool[]> dead(new bool[total]);
+  std::size_t freed = 0;
+  // A counter with a delayed zero (Refcache) confirms an idle object only on
+  // a later call: give the frames that are still busy that many passes.
+  for (int pass = 0; pass < reclaim_calls<C> && !cands.empty(); ++pass) {
+    objs.resize(cands.size());
+    for (std::size_t i = 0; i < cands.size(); ++i) objs[i] = &cands[i]->ref;
+    counter_.reclaim_batch(objs, std::span<bool>(dead.get(), cands.size()));
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < cands.size(); ++i) {
+      if (dead[i]) {
+        unlink_locked(*cands[i]);
+        ++freed;
+      } else {
+        cands[kept++] = cands[i];
+      }
+    }
+    cands.resize(kept);
+    if (report != nullptr) ++report->batches;
+  }
+  const std::size_t busy = total - freed;
+  // Relaxed: statistics, written under evict_mu_.
+  evictions_.fetch_add(freed, std::memory_order_relaxed);
+  busy_.fetch_add(busy, std::memory_order_relaxed);
+  if (report != nullptr) {
+    report->evicted += freed;
+    report->busy += busy;
+  }
+}
+
+template <RefCounter C>
+void PageCache<C>::unlink_locked(Frame& fr) {
+  // The frame is dead: no token, no successful get until reset().
+  const std::uint64_t key = fr.key.load(std::memory_order_relaxed);
+  if (key != kNoKey) {
+    if (File* f = file(static_cast<FileId>(key >> kPageBits))) unlink_page(*f, key & kPageMask, &fr);
+  }
+  fr.key.store(kNoKey, std::memory_order_relaxed);
+  fr.hot.store(false, std::memory_order_relaxed);
+  fr.state.store(kFree, std::memory_order_relaxed);
+  free_.push_back(&fr);
+}
+
+template <RefCounter C>
+bool PageCache<C>::unlink_page(File& f, std::uint64_t page, Frame* fr) {
+  Index* idx = f.index.load(std::memory_order_acquire);
+  if (page >= idx->npages) return false;
+  Frame* expected = fr;
+  // Relaxed: readers that still load the old pointer fail their get or
+  // their re-check; nothing is published by this store.
+  return idx->slots[page].compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
+}
+
+template <RefCounter C>
+void PageCache<C>::grow_index(File& f, std::uint64_t npages) {
+  std::lock_guard lock(f.mu);
+  Index* old = f.index.load(std::memory_order_relaxed);
+  if (old->npages >= npages) return;
+  auto bigger = std::make_unique<Index>(std::max(npages, old->npages * 2));
+  for (std::uint64_t i = 0; i < old->npages; ++i) {
+    bigger->slots[i].store(old->slots[i].load(std::memory_order_acquire), std::memory_order_relaxed);
+  }
+  // A loader that publishes into the old index after this copy leaves an
+  // orphan frame: its reader gets the right bytes, later readers miss and
+  // load again, and CLOCK reclaims the orphan. Old indexes stay alive.
+  f.retired.push_back(std::move(f.current_owner));
+  f.current_owner = std::move(bigger);
+  // Release: pairs with the acquire in acquire_page().
+  f.index.store(f.current_owner.get(), std::memory_order_release);
+}
+
+template <RefCounter C>
+std::vector<typename PageCache<C>::Frame*> PageCache<C>::cached_in_range(File& f,
+                                                                         std::uint64_t first,
+                                                                         std::uint64_t last) {
+  std::vector<Frame*> out;
+  Index* idx = f.index.load(std::memory_order_acquire);
+  last = std::min(last, idx->npages);
+  for (std::uint64_t p = first; p < last; ++p) {
+    if (Frame* fr = idx->slots[p].load(std::memory_order_acquire)) out.push_back(fr);
+  }
+  return out;
+}
+
+/*** Advice, refresh, drop, stats ***/
+template <RefCounter C>
+Result<void> PageCache<C>::advise(FileId id, std::uint64_t offset, std::uint64_t len,
+                                  Advice advice) {
+  File* f = file(id);
+  if (f == nullptr) return std::errc::bad_file_descriptor;
+  // Like fadvise: len 0 means "to the end of the file".
+  const std::uint64_t size = f->size.load(std::memory_order_relaxed);
+  const std::uint64_t first = offset / kPageSize;
+  const std::uint64_t end_byte = (len == 0 || offset + len < offset) ? size : offset + len;
+  const std::uint64_t last = std::max(pages_for(std::min(end_byte, size)), first);
+  if (advice == Advice::Hot || advice == Advice::Normal) {
+    const bool hot = advice == Advice::Hot;
+    {
+      std::lock_guard lock(f->mu);
+      // Subtract [first, last) from every range, then add it back if hot.
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> next;
+      for (auto [a, b] : f->hot) {
+        if (b <= first || a >= last) {
+          next.emplace_back(a, b);
+          continue;
+        }
+        if (a < first) next.emplace_back(a, first);
+        if (b > last) next.emplace_back(last, b);
+      }
+      const std::uint64_t hot_end = len == 0 ? kPageMask : pages_for(end_byte);
+      if (hot) next.emplace_back(first, hot_end);  // pages loaded later start hot too
+      f->hot = std::move(next);
+      f->any_hot.store(!f->hot.empty(), std::memory_order_relaxed);
+    }
+    // Switch the pages already cached; a token keeps each frame's identity
+    // stable while we do it.
+    for (Frame* fr : cached_in_range(*f, first, last)) {
+      Token t = counter_.get(fr->ref);
+      if (!t) continue;
+      const std::uint64_t key = fr->key.load(std::memory_order_relaxed);
+      if ((key >> kPageBits) != f->id || (key & kPageMask) < first || (key & kPageMask) >= last) {
+        continue;
+      }
+      counter_.set_distributed(fr->ref, hot);
+      fr->hot.store(hot, std::memory_order_relaxed);
+    }
+    return {};
+  }
+  if (advice == Advice::WillNeed) {
+    for (std::uint64_t p = first; p < last; ++p) {
+      Token t;
+      auto r = acquire_page(*f, p, t);
+      if (!r) return r.error();
+    }
+    return {};
+  }
+  // DontNeed: evict what is unpinned in the range, in batches.
+  std::lock_guard lock(evict_mu_);
+  std::vector<Frame*> cands;
+  for (Frame* fr : cached_in_range(*f, first, last)) {
+    const std::uint32_t st = fr->state.load(std::memory_order_relaxed);
+    if (st != kReady && st != kError && st != kIdle) continue;
+    const std::uint64_t key = fr->key.load(std::memory_order_relaxed);
+    if ((key >> kPageBits) != f->id) continue;  // recycled meanwhile
+    cands.push_back(fr);
+    if (cands.size() == opt_.drop_batch) {
+      reclaim_locked(cands, nullptr);
+      cands.clear();
+    }
+  }
+  reclaim_locked(cands, nullptr);
+  return {};
+}
+
+template <RefCounter C>
+Result<std::uint64_t> PageCache<C>::refresh(FileId id) {
+  File* f = file(id);
+  if (f == nullptr) return std::errc::bad_file_descriptor;
+  auto sz = backend_->size(f->handle);
+  if (!sz) return sz.error();
+  const std::uint64_t old_size = f->size.exchange(*sz, std::memory_order_relaxed);
+  if (*sz == old_size) return *sz;
+  // Unlink every page that is past the new end or was a partial last page
+  // under the old size. Holders keep their pin; nobody finds them again.
+  const std::uint64_t keep = std::min(*sz, old_size) / kPageSize;  // whole pages that stay valid
+  Index* idx = f->index.load(std::memory_order_acquire);
+  for (std::uint64_t p = keep; p < idx->npages; ++p) {
+    Frame* fr = idx->slots[p].load(std::memory_order_acquire);
+    if (fr != nullptr && unlink_page(*f, p, fr)) {
+      // Only the unlinker changes the state of a linked, loaded frame;
+      // a frame still loading finishes and is simply never found again.
+      std::uint32_t st = kReady;
+      fr->state.compare_exchange_strong(st, kIdle, std::memory_order_relaxed);
+    }
+  }
+  if (pages_for(*sz) > idx->npages) grow_index(*f, pages_for(*sz));
+  return *sz;
+}
+
+template <RefCounter C>
+DropReport PageCache<C>::drop(std::size_t batch) {
+  if (batch == 0) batch = opt_.drop_batch;
+  DropReport report;
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(evict_mu_);
+    std::vector<Frame*> cands;
+    cands.reserve(batch);
+    for (Frame& fr : frames_) {
+      const std::uint32_t st = fr.state.load(std::memory_order_relaxed);
+      if (st == kFree) continue;
+      if (st == kLoading) {
+        ++report.busy;
+        continue;
+      }
+      cands.push_back(&fr);
+      if (cands.size() == batch) {
+        reclaim_locked(cands, &report);
+        cands.clear();
+      }
+    }
+    reclaim_locked(cands, &report);
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
+template <RefCounter C>
+CacheStats PageCache<C>::stats() const {
+  CacheStats s;
+  for (std::uint32_t i = 0, n = stats_domain_.high_water(); i < n; ++i) {
+    s.hits += shards_[i].hits.load(std::memory_order_relaxed);
+    s.misses += shards_[i].misses.load(std::memory_order_relaxed);
+  }
+  s.hits += overflow_.hits.load(std::memory_order_relaxed);
+  s.misses += overflow_.misses.load(std::memory_order_relaxed);
+  s.evictions = evictions_.load(std::memory_order_relaxed);
+  s.busy_reclaims = busy_.load(std::memory_order_relaxed);
+  s.frames = frames_.size();
+  for (const Frame& fr : frames_) {
+    const std::uint32_t st = fr.state.load(std::memory_order_relaxed);
+    if (st == kFree) ++s.free_frames;
+    if (st == kReady) {
+      ++s.cached_pages;
+      if (fr.hot.load(std::memory_order_relaxed)) ++s.distributed_pages;
+    }
+  }
+  if constexpr (requires(const C& c) { c.table_bytes(); }) {
+    s.counter_table_bytes = counter_.table_bytes();
+  }
+  return s;
+}
+
+}  // namespace paygo::cache
