@@ -43,7 +43,7 @@ struct ThreadSlots {
 
   ~ThreadSlots() {
     exiting = true;
-    tls_cache = ThreadCache{0, nullptr};
+    for (auto& c : tls_cache) c = ThreadCache{0, nullptr, nullptr};
     for (auto& [id, held] : by_domain) {
       if (held.slot == nullptr) continue;
       if (auto reg = held.registry.lock()) {
@@ -91,14 +91,16 @@ std::uint32_t Domain::owned_slots() const noexcept {
 detail::Slot* Domain::current_slow() noexcept {
   using namespace detail;
   ThreadSlots& ts = t_slots;
-  if (ts.exiting) return nullptr;  // thread_local destructors run after retirement
+  if (ts.exiting) return nullptr;   // thread_local destructors run after retirement
   if (ts.by_domain.size() >= 64) {  // forget domains that no longer exist
     std::erase_if(ts.by_domain, [](const auto& kv) { return kv.second.registry.expired(); });
   }
   auto [it, inserted] = ts.by_domain.try_emplace(id_);
   auto& held = it->second;
   if (!inserted && held.slot != nullptr) {
-    tls_cache = ThreadCache{id_, held.slot};
+    // Relaxed payload: this thread owns the slot (see below).
+    tls_cache_for(id_) =
+        ThreadCache{id_, held.slot, held.slot->payload.load(std::memory_order_relaxed)};
     return held.slot;
   }
   Registry& reg = *registry_;
@@ -122,7 +124,9 @@ detail::Slot* Domain::current_slow() noexcept {
   if (s == nullptr) return nullptr;
   ++reg.owned;
   s->owner.store(this_thread_tag(), std::memory_order_relaxed);  // handed over via `mu`
-  tls_cache = ThreadCache{id_, s};
+  // Relaxed: an adopted slot's payload was published before its retirement,
+  // which happens before this adoption through `mu`.
+  tls_cache_for(id_) = ThreadCache{id_, s, s->payload.load(std::memory_order_relaxed)};
   return s;
 }
 

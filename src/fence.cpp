@@ -15,7 +15,9 @@ std::atomic<unsigned> g_tsan_fence{0};
 }  // namespace detail
 
 namespace {
-long membarrier(int cmd, unsigned flags) { return ::syscall(__NR_membarrier, cmd, flags, 0); }
+long membarrier(int cmd, unsigned flags) {
+  return ::syscall(__NR_membarrier, cmd, flags, 0);
+}
 
 bool register_membarrier() noexcept {
   if (PAYGO_TSAN) return false;

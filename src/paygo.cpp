@@ -27,36 +27,46 @@ Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max
 Paygo::~Paygo() {
   // Tokens must not outlive the counter (documented precondition).
   for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
-    if (auto* t = static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire))) {
-      delete[] t->entries;
-      delete t;
+    if (auto* t =
+            static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire))) {
+      ::operator delete(t, std::align_val_t{alignof(PaygoTable)});
     }
   }
 }
 
 PaygoTable* Paygo::make_table(detail::Slot& slot) noexcept {
-  auto* t = new (std::nothrow) PaygoTable;
-  if (t == nullptr) return nullptr;
-  t->entries = new (std::nothrow) PaygoEntry[opt_.table_entries];
-  if (t->entries == nullptr) {
-    delete t;
-    return nullptr;
-  }
+  void* mem = ::operator new(sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries,
+                             std::align_val_t{alignof(PaygoTable)}, std::nothrow);
+  if (mem == nullptr) return nullptr;
+  auto* t = new (mem) PaygoTable;
+  for (std::uint32_t i = 0; i < opt_.table_entries; ++i) new (t->entries() + i) PaygoEntry;
   t->index_mask = opt_.table_entries - 1;
   t->group_bit = 1ULL << (slot.index >> group_shift_);
+  t->slot = &slot;
   // Release: pairs with the acquire loads of `payload` in the scans, so a
   // scanner that finds the table sees its initialised entries.
   slot.payload.store(t, std::memory_order_release);
   return t;
 }
 
-PaygoEntry* Paygo::claim(detail::Slot& slot, const Object& o) noexcept {
-  auto* t = static_cast<PaygoTable*>(slot.payload.load(std::memory_order_relaxed));
-  if (t == nullptr && (t = make_table(slot)) == nullptr) return nullptr;
+PaygoTable* Paygo::find_table() noexcept {
+  detail::Slot* slot = domain_.current();
+  if (slot == nullptr) return nullptr;
+  // Relaxed: we own the slot; its table, if any, was made by us or by the
+  // thread we adopted it from (handed over under the registry mutex).
+  auto* t = static_cast<PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
+  if (t == nullptr && (t = make_table(*slot)) == nullptr) return nullptr;
+  detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
+  if (tc.domain_id == domain_.id() && tc.slot == slot) tc.payload = t;
+  return t;
+}
+
+PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
+  PaygoTable* t = &table;
   const std::uint32_t h = hash(&o);
   PaygoEntry* free_entry = nullptr;
   for (std::uint32_t i = 0; i < opt_.probe; ++i) {
-    PaygoEntry& e = t->entries[(h + i) & t->index_mask];
+    PaygoEntry& e = t->entries()[(h + i) & t->index_mask];
     const void* obj = e.obj.load(std::memory_order_relaxed);  // we are its only writer
     const std::int32_t local = e.local.load(std::memory_order_relaxed);
     // Acquire: pairs with the release fetch_sub of remote puts.
@@ -111,11 +121,11 @@ std::int64_t Paygo::sum_masked(const Object& o) const noexcept {
     const std::uint32_t last = std::min(hw, first + opt_.group_size);
     for (std::uint32_t s = first; s < last; ++s) {
       // Acquire: pairs with the release in make_table().
-      auto* t = static_cast<const PaygoTable*>(
-          domain_.slot(s).payload.load(std::memory_order_acquire));
+      auto* t =
+          static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire));
       if (t == nullptr) continue;
       for (std::uint32_t i = 0; i < opt_.probe; ++i) {
-        const PaygoEntry& e = t->entries[(h + i) & t->index_mask];
+        const PaygoEntry& e = t->entries()[(h + i) & t->index_mask];
         if (e.obj.load(std::memory_order_relaxed) != &o) continue;
         // local before anchor (see the fold in claim()). Acquire on both:
         // pairs with the release stores/fetch_subs of puts.
@@ -132,7 +142,9 @@ std::int64_t Paygo::query(const Object& o) const noexcept {
          sum_masked(o);
 }
 
-std::int64_t Paygo::approx(const Object& o) const noexcept { return query(o); }
+std::int64_t Paygo::approx(const Object& o) const noexcept {
+  return query(o);
+}
 
 void Paygo::kill(Object& o) noexcept {
   // Only now, with the object dead, may its group bits go: a reader that saw
@@ -170,7 +182,8 @@ std::size_t Paygo::reclaim_batch(std::span<Object* const> objs, std::span<bool> 
   sc.frozen.clear();
   for (std::size_t i = 0; i < objs.size(); ++i) {
     dead[i] = false;
-    if (detail::central_tryfreeze(objs[i]->word_)) sc.frozen.push_back(static_cast<std::uint32_t>(i));
+    if (detail::central_tryfreeze(objs[i]->word_))
+      sc.frozen.push_back(static_cast<std::uint32_t>(i));
   }
   if (sc.frozen.empty()) return 0;
   heavy_fence();  // one for the whole batch; pairs with light_fence() in get()
@@ -180,9 +193,7 @@ std::size_t Paygo::reclaim_batch(std::span<Object* const> objs, std::span<bool> 
   sc.vals.resize(cap);
   sc.sums.assign(sc.frozen.size(), 0);
   const std::size_t mask = cap - 1;
-  auto slot_of = [&](const void* p) {
-    return static_cast<std::size_t>(hash(p)) & mask;
-  };
+  auto slot_of = [&](const void* p) { return static_cast<std::size_t>(hash(p)) & mask; };
   for (std::uint32_t k = 0; k < sc.frozen.size(); ++k) {
     const void* p = objs[sc.frozen[k]];
     std::size_t i = slot_of(p);
@@ -194,10 +205,11 @@ std::size_t Paygo::reclaim_batch(std::span<Object* const> objs, std::span<bool> 
   // O(candidates x slots). Every entry is looked at, whatever the masks say.
   const std::uint32_t hw = domain_.high_water();
   for (std::uint32_t s = 0; s < hw; ++s) {
-    auto* t = static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire));
+    auto* t =
+        static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire));
     if (t == nullptr) continue;
     for (std::uint32_t j = 0; j <= t->index_mask; ++j) {
-      const PaygoEntry& e = t->entries[j];
+      const PaygoEntry& e = t->entries()[j];
       const void* obj = e.obj.load(std::memory_order_relaxed);
       if (obj == nullptr) continue;
       for (std::size_t i = slot_of(obj); sc.keys[i] != nullptr; i = (i + 1) & mask) {

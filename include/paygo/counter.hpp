@@ -19,12 +19,18 @@
 //   c.try_freeze(obj)   stop new gets: succeeds only if no central reference
 //                       is held and nobody else froze it; after it returns
 //                       true, every get either fails or is counted by query.
+//                       (Sloppy and PercpuRef freeze whatever is held: their
+//                       query counts central references too.)
 //   c.query(obj)        references held, exact while frozen (see kExact).
 //   c.unfreeze(obj)     let gets in again.
 //   c.try_reclaim(obj)  freeze + query; at zero the object becomes dead (it
 //                       stays frozen, the counter forgets it) and true is
 //                       returned — to exactly one caller; otherwise it
 //                       unfreezes and returns false ("busy").
+//                       Counters with a *delayed zero* (Refcache) confirm
+//                       a zero only on a later call: reclaim_calls<C> says
+//                       how many calls an idle object at zero needs (1 for
+//                       all others); the earlier ones return false.
 //   c.reclaim_batch(objs, dead)  the same for many objects; counters that
 //                       can share one heavy fence and one scan do so.
 //   c.reset(obj)        revive a dead object as a new incarnation.
@@ -53,32 +59,45 @@
 namespace paygo {
 
 template <class C>
-concept RefCounter =
-    requires {
-      typename C::Object;
-      typename C::Token;
-      { C::kName } -> std::convertible_to<std::string_view>;
-      { C::kCounts } -> std::convertible_to<bool>;
-      { C::kExact } -> std::convertible_to<bool>;
-    } &&
-    std::movable<typename C::Token> && !std::copyable<typename C::Token> &&
+concept RefCounter = requires {
+  typename C::Object;
+  typename C::Token;
+  { C::kName } -> std::convertible_to<std::string_view>;
+  { C::kCounts } -> std::convertible_to<bool>;
+  { C::kExact } -> std::convertible_to<bool>;
+}
+&&std::movable<typename C::Token> && !std::copyable<typename C::Token> &&
     std::default_initializable<typename C::Token> &&
     std::constructible_from<typename C::Object, C&> &&
-    requires(C& c, typename C::Object& o, const typename C::Object& co, typename C::Token t,
+    requires(C & c, typename C::Object& o, const typename C::Object& co, typename C::Token t,
              std::span<typename C::Object* const> objs, std::span<bool> dead) {
-      { c.get(o) } -> std::same_as<typename C::Token>;
-      { static_cast<bool>(t) } noexcept;
-      { t.reset() } noexcept;
-      { c.put(std::move(t)) } noexcept;
-      { c.try_freeze(o) } -> std::same_as<bool>;
-      { c.query(co) } -> std::same_as<std::int64_t>;
-      { c.unfreeze(o) };
-      { c.try_reclaim(o) } -> std::same_as<bool>;
-      { c.reclaim_batch(objs, dead) } -> std::same_as<std::size_t>;
-      { c.reset(o) };
-      { c.approx(co) } -> std::same_as<std::int64_t>;
-      { c.set_distributed(o, true) };
-    };
+  { c.get(o) } -> std::same_as<typename C::Token>;
+  { static_cast<bool>(t) }
+  noexcept;
+  { t.reset() }
+  noexcept;
+  { c.put(std::move(t)) }
+  noexcept;
+  { c.try_freeze(o) } -> std::same_as<bool>;
+  { c.query(co) } -> std::same_as<std::int64_t>;
+  {c.unfreeze(o)};
+  { c.try_reclaim(o) } -> std::same_as<bool>;
+  { c.reclaim_batch(objs, dead) } -> std::same_as<std::size_t>;
+  {c.reset(o)};
+  { c.approx(co) } -> std::same_as<std::int64_t>;
+  {c.set_distributed(o, true)};
+};
+
+/// try_reclaim() calls an idle, unreferenced object needs before one returns
+/// true: C::kReclaimCalls where a counter declares it (a delayed zero), else 1.
+template <class C>
+inline constexpr int reclaim_calls = [] {
+  if constexpr (requires { C::kReclaimCalls; }) {
+    return static_cast<int>(C::kReclaimCalls);
+  } else {
+    return 1;
+  }
+}();
 
 namespace detail {
 /// reclaim_batch() for counters with nothing to share between objects.

@@ -8,6 +8,10 @@
 #include "paygo/counters/atomic.hpp"
 #include "paygo/counters/noop.hpp"
 #include "paygo/counters/paygo.hpp"
+#include "paygo/counters/per_slot_array.hpp"
+#include "paygo/counters/percpu_ref.hpp"
+#include "paygo/counters/refcache.hpp"
+#include "paygo/counters/sloppy.hpp"
 
 namespace paygo {
 
@@ -23,6 +27,6 @@ struct CounterList {
 };
 
 /// Baselines first, then PAYGO; `noop` and `atomic` are the reference points.
-using AllCounters = CounterList<Noop, Atomic, Paygo>;
+using AllCounters = CounterList<Noop, Atomic, PerSlotArray, Sloppy, Refcache, PercpuRef, Paygo>;
 
 }  // namespace paygo

@@ -53,16 +53,26 @@ struct alignas(kDestructiveInterference) Slot {
   std::uint32_t index = 0;
 };
 
-/// Per-thread one-entry cache of "my slot in domain `id`". constinit and
-/// trivially destructible: accessed with a plain TLS load, no wrapper call.
+/// Per-thread direct-mapped cache of "my slot in domain `id`", indexed by
+/// the low bits of the id (ids are sequential, so a program's few live
+/// domains, such as a page cache's counter and its statistics, do not evict
+/// each other). constinit and trivially destructible: a plain TLS access.
 struct ThreadCache {
   std::uint64_t domain_id;
   Slot* slot;
+  void* payload;  // slot->payload as last seen by this thread (its owner)
 };
-inline constinit thread_local ThreadCache tls_cache{0, nullptr};
+inline constexpr std::size_t kThreadCacheWays = 8;
+inline constinit thread_local ThreadCache tls_cache[kThreadCacheWays] = {};
+
+PAYGO_INLINE ThreadCache& tls_cache_for(std::uint64_t domain_id) noexcept {
+  return tls_cache[domain_id % kThreadCacheWays];
+}
 
 /// A value unique to each live thread (the address of its cache).
-PAYGO_INLINE const void* this_thread_tag() noexcept { return &tls_cache; }
+PAYGO_INLINE const void* this_thread_tag() noexcept {
+  return &tls_cache[0];
+}
 
 }  // namespace detail
 
@@ -76,8 +86,9 @@ class Domain {
   /// The calling thread's slot, registering it on first use; nullptr when all
   /// slots are owned by live threads.
   PAYGO_INLINE detail::Slot* current() noexcept {
-    const detail::ThreadCache& c = detail::tls_cache;
-    if (c.domain_id == id_ && c.slot != nullptr) [[likely]] return c.slot;
+    const detail::ThreadCache& c = detail::tls_cache_for(id_);
+    if (c.domain_id == id_ && c.slot != nullptr) [[likely]]
+      return c.slot;
     return current_slow();
   }
 

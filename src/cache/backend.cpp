@@ -10,7 +10,9 @@
 namespace paygo::cache {
 
 namespace {
-std::error_code last_error() { return {errno, std::generic_category()}; }
+std::error_code last_error() {
+  return {errno, std::generic_category()};
+}
 }  // namespace
 
 Result<int> PosixBackend::open(const std::string& path) {
@@ -44,6 +46,8 @@ Result<std::size_t> PosixBackend::pread(int handle, void* buf, std::size_t len,
   }
 }
 
-void PosixBackend::close(int handle) noexcept { ::close(handle); }
+void PosixBackend::close(int handle) noexcept {
+  ::close(handle);
+}
 
 }  // namespace paygo::cache

@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include "paygo/paygo.hpp"
 #include "paygo/counter_list.hpp"
+#include "paygo/paygo.hpp"
 
 namespace paygo::test {
 template <class L>

@@ -21,16 +21,28 @@ void* operator new(std::size_t n) {
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new[](std::size_t n) {
+  return operator new(n);
+}
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   return std::malloc(n == 0 ? 1 : n);
 }
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
+  return operator new(n, t);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace paygo::test {
 namespace {
@@ -48,7 +60,8 @@ TYPED_TEST(AllocTest, GetAndPutDoNotAllocateAfterWarmUp) {
   std::vector<typename C::Token> tokens(kTokens);  // storage allocated before counting
   std::vector<typename C::Token> remote(kTokens);
   auto cycle = [&] {
-    for (int i = 0; i < kTokens; ++i) tokens[static_cast<std::size_t>(i)] = counter.get(i % 2 ? hot : cold);
+    for (int i = 0; i < kTokens; ++i)
+      tokens[static_cast<std::size_t>(i)] = counter.get(i % 2 ? hot : cold);
     for (auto& t : tokens) t.reset();
     for (int i = 0; i < kTokens; ++i) remote[static_cast<std::size_t>(i)] = counter.get(hot);
   };

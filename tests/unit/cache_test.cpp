@@ -29,7 +29,8 @@ using cache::PageCache;
 // Every byte depends on (file, page, position): a frame holding the wrong
 // page, another file's page or a recycled page shows up in any read.
 std::uint8_t pattern(std::uint32_t file, std::uint64_t offset) {
-  std::uint64_t x = (std::uint64_t{file} << 48) ^ ((offset / kPageSize) << 16) ^ (offset % kPageSize / 8);
+  std::uint64_t x =
+      (std::uint64_t{file} << 48) ^ ((offset / kPageSize) << 16) ^ (offset % kPageSize / 8);
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
@@ -68,9 +69,9 @@ class TempDir {
 // Wraps the real backend to inject errors and short reads.
 class FaultyBackend final : public cache::Backend {
  public:
-  std::atomic<int> fail_preads{0};    // the next N preads fail with EIO
+  std::atomic<int> fail_preads{0};        // the next N preads fail with EIO
   std::atomic<std::size_t> max_chunk{0};  // >0: preads return at most this many bytes
-  std::atomic<int> open_errno{0};     // !=0: open fails with this errno
+  std::atomic<int> open_errno{0};         // !=0: open fails with this errno
   std::atomic<long> preads{0};
 
   cache::Result<int> open(const std::string& path) override {
@@ -144,7 +145,8 @@ TYPED_TEST(CacheTest, BytesEqualPreadAtRandomOffsets) {
 // loop, with a capacity that forces constant eviction. Every byte is checked.
 TYPED_TEST(CacheTest, ConcurrentReadersNeverSeeWrongBytes) {
   using C = TypeParam;
-  if (!C::kCounts) GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
+  if (!C::kCounts)
+    GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
   constexpr std::uint64_t kPages = 24;
   const auto p0 = this->dir.make("a", 1, kPages * kPageSize);
   const auto p1 = this->dir.make("b", 2, kPages * kPageSize - 100);
@@ -183,7 +185,8 @@ TYPED_TEST(CacheTest, ConcurrentReadersNeverSeeWrongBytes) {
         auto pinned = cache.pin(id, page);
         if (pinned) {
           for (std::size_t i = 0; i < pinned->size(); i += 512) {
-            if (static_cast<std::uint8_t>(pinned->bytes()[i]) != pattern(tag, page * kPageSize + i)) {
+            if (static_cast<std::uint8_t>(pinned->bytes()[i]) !=
+                pattern(tag, page * kPageSize + i)) {
               bad.fetch_add(1);
             }
           }
@@ -218,7 +221,8 @@ TYPED_TEST(CacheTest, ConcurrentReadersNeverSeeWrongBytes) {
 
 TYPED_TEST(CacheTest, BadInputsAreErrorsNotCrashes) {
   PageCache<TypeParam> cache(small(4));
-  EXPECT_EQ(cache.open((this->dir.path() / "missing").string()).error(), std::errc::no_such_file_or_directory);
+  EXPECT_EQ(cache.open((this->dir.path() / "missing").string()).error(),
+            std::errc::no_such_file_or_directory);
   EXPECT_EQ(cache.open(this->dir.path().string()).error(), std::errc::is_a_directory);
   const auto p = this->dir.make("f", 3, 3 * kPageSize + 10);
   auto id = cache.open(p);
@@ -276,14 +280,16 @@ TYPED_TEST(CacheTest, TruncatedAndGrownFilesServeNoStaleBytesAfterRefresh) {
   auto sz = cache.refresh(*id);
   ASSERT_TRUE(sz);
   EXPECT_EQ(*sz, kPageSize + 50);
-  EXPECT_EQ(*cache.read(*id, buf.data(), buf.size(), 0), kPageSize + 50) << "stale bytes past the new end";
+  EXPECT_EQ(*cache.read(*id, buf.data(), buf.size(), 0), kPageSize + 50)
+      << "stale bytes past the new end";
   // Grow it with new content: the old partial page must not be served.
   this->dir.make("f", 7, 5 * kPageSize);
   ASSERT_TRUE(cache.refresh(*id));
   auto n = cache.read(*id, buf.data(), buf.size(), kPageSize);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 4 * kPageSize);
-  for (std::size_t i = 0; i < *n; ++i) ASSERT_EQ(buf[i], pattern(7, kPageSize + i)) << "offset " << i;
+  for (std::size_t i = 0; i < *n; ++i)
+    ASSERT_EQ(buf[i], pattern(7, kPageSize + i)) << "offset " << i;
   EXPECT_EQ(cache.refresh(*id + 9).error(), std::errc::bad_file_descriptor);
 }
 
@@ -310,7 +316,7 @@ TYPED_TEST(CacheTest, DropEvictsEveryUnpinnedPageAndNoPinnedOne) {
   auto id = cache.open(p);
   ASSERT_TRUE(id);
   ASSERT_TRUE(cache.advise(*id, 0, 6 * kPageSize, Advice::Hot));  // half hot, half cold
-  ASSERT_TRUE(cache.advise(*id, 0, 0, Advice::WillNeed));          // len 0: to the end
+  ASSERT_TRUE(cache.advise(*id, 0, 0, Advice::WillNeed));         // len 0: to the end
   EXPECT_EQ(cache.stats().cached_pages, 12u);
   EXPECT_EQ(cache.stats().distributed_pages, 6u);
   auto hot_pin = cache.pin(*id, 2), cold_pin = cache.pin(*id, 9);

@@ -244,7 +244,9 @@ TEST(Paygo, BatchReclaimReportsBusyObjectsAndFreesTheRest) {
   std::thread a(take, 0), b(take, 4);
   a.join();
   b.join();
-  for (auto* p : ptrs) { auto t = c.get(*p); }  // every object touched on this slot too
+  for (auto* p : ptrs) {
+    auto t = c.get(*p);
+  }  // every object touched on this slot too
   std::unique_ptr<bool[]> dead(new bool[kObjects]);
   const std::size_t n = c.reclaim_batch(ptrs, std::span<bool>(dead.get(), kObjects));
   EXPECT_EQ(n, static_cast<std::size_t>(kObjects - kObjects / 4));
@@ -252,7 +254,8 @@ TEST(Paygo, BatchReclaimReportsBusyObjectsAndFreesTheRest) {
     EXPECT_EQ(dead[static_cast<std::size_t>(i)], i % 4 != 0) << "object " << i;
   }
   held.clear();
-  for (int i = 0; i < kObjects; i += 4) EXPECT_TRUE(c.try_reclaim(*ptrs[static_cast<std::size_t>(i)]));
+  for (int i = 0; i < kObjects; i += 4)
+    EXPECT_TRUE(c.try_reclaim(*ptrs[static_cast<std::size_t>(i)]));
 }
 
 // The heart: readers get/put (some holding long, some migrating tokens to

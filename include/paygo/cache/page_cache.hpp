@@ -71,11 +71,11 @@ enum class Advice { Normal, Hot, WillNeed, DontNeed };
 
 struct CacheOptions {
   std::size_t capacity_bytes = std::size_t{64} << 20;  ///< rounded down to pages, at least 1
-  std::size_t evict_batch = 64;    ///< candidates per heavy fence when evicting on a miss
-  std::size_t drop_batch = 1024;   ///< frames per heavy fence in drop()/DontNeed
-  std::uint32_t max_files = 1024;  ///< files open at once
-  std::uint32_t max_threads = 256; ///< threads with their own statistics shard
-  Backend* backend = nullptr;      ///< nullptr: a PosixBackend owned by the cache
+  std::size_t evict_batch = 64;     ///< candidates per heavy fence when evicting on a miss
+  std::size_t drop_batch = 1024;    ///< frames per heavy fence in drop()/DontNeed
+  std::uint32_t max_files = 1024;   ///< files open at once
+  std::uint32_t max_threads = 256;  ///< threads with their own statistics shard
+  Backend* backend = nullptr;       ///< nullptr: a PosixBackend owned by the cache
 };
 
 struct DropReport {
@@ -110,7 +110,8 @@ class PageCache {
 
    private:
     friend class PageCache;
-    PinnedPage(Token t, const std::byte* d, std::size_t n) : token_(std::move(t)), data_(d), size_(n) {}
+    PinnedPage(Token t, const std::byte* d, std::size_t n)
+        : token_(std::move(t)), data_(d), size_(n) {}
     Token token_;
     const std::byte* data_ = nullptr;
     std::size_t size_ = 0;
@@ -156,8 +157,8 @@ class PageCache {
     /// Release store of kReady/kError after the data: pairs with the
     /// acquire loads in acquire_page().
     std::atomic<std::uint32_t> state{kFree};
-    std::atomic<std::uint32_t> len{0};  // valid bytes; published by `state`
-    std::atomic<int> error{0};          // errno of a failed load; published by `state`
+    std::atomic<std::uint32_t> len{0};    // valid bytes; published by `state`
+    std::atomic<int> error{0};            // errno of a failed load; published by `state`
     std::atomic<bool> referenced{false};  // CLOCK bit; a hint, relaxed
     std::atomic<bool> hot{false};         // in a hot section; a statistic, relaxed
     std::byte* const data;
@@ -180,7 +181,7 @@ class PageCache {
     /// Current index. Release store on growth, acquire load by readers. Old
     /// indexes stay alive in `retired` until the cache dies (type-stable).
     std::atomic<Index*> index{nullptr};
-    std::mutex mu;  // guards hot, retired, growth
+    std::mutex mu;                                             // guards hot, retired, growth
     std::vector<std::pair<std::uint64_t, std::uint64_t>> hot;  // [first, last) pages
     std::atomic<bool> any_hot{false};  // relaxed hint; `hot` is read under mu
     std::vector<std::unique_ptr<Index>> retired;
@@ -229,7 +230,7 @@ class PageCache {
   std::byte* memory_ = nullptr;
   std::deque<Frame> frames_;  // stable addresses
 
-  std::mutex evict_mu_;         // guards free_, clock_hand_, eviction
+  std::mutex evict_mu_;  // guards free_, clock_hand_, eviction
   std::vector<Frame*> free_;
   std::size_t clock_hand_ = 0;
   std::atomic<std::uint64_t> evictions_{0}, busy_{0};  // written under evict_mu_

@@ -109,7 +109,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_page(File& f, std::u
       slot.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
       continue;
     }
-    std::uint32_t st = fr->state.load(std::memory_order_acquire);  // pairs with the loader's release
+    std::uint32_t st =
+        fr->state.load(std::memory_order_acquire);  // pairs with the loader's release
     while (st == kLoading) {
       fr->state.wait(kLoading, std::memory_order_acquire);  // one read for all missers
       st = fr->state.load(std::memory_order_acquire);
@@ -155,7 +156,8 @@ Result<std::size_t> PageCache<C>::read(FileId id, void* buf, std::size_t len,
     const std::size_t valid = (*fr)->len.load(std::memory_order_relaxed);
     const std::uint64_t page_end = std::min<std::uint64_t>(size - page * kPageSize, valid);
     if (in >= page_end) break;  // the file shrank under us
-    const std::size_t n = std::min<std::size_t>(len - done, static_cast<std::size_t>(page_end) - in);
+    const std::size_t n =
+        std::min<std::size_t>(len - done, static_cast<std::size_t>(page_end) - in);
     std::memcpy(out + done, (*fr)->data + in, n);
     done += n;
     if (in + n < kPageSize && page_end < kPageSize) break;  // short page: end of file
@@ -167,7 +169,8 @@ template <RefCounter C>
 Result<typename PageCache<C>::PinnedPage> PageCache<C>::pin(FileId id, std::uint64_t page) {
   File* f = file(id);
   if (f == nullptr) return std::errc::bad_file_descriptor;
-  if (page >= pages_for(f->size.load(std::memory_order_relaxed))) return std::errc::invalid_argument;
+  if (page >= pages_for(f->size.load(std::memory_order_relaxed)))
+    return std::errc::invalid_argument;
   Token token;
   auto fr = acquire_page(*f, page, token);
   if (!fr) return fr.error();
@@ -185,6 +188,14 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     fr = take_frame_locked();
   }
   if (fr == nullptr) return std::errc::no_buffer_space;  // every frame pinned or loading
+  if (idx.slots[page].load(std::memory_order_acquire) != nullptr) {
+    // Another misser published this page meanwhile: give the frame back
+    // untouched (still dead) and use theirs.
+    std::lock_guard lock(evict_mu_);
+    free_.push_back(fr);
+    retry = true;
+    return std::errc::resource_unavailable_try_again;
+  }
   bool hot = false;
   if (f.any_hot.load(std::memory_order_relaxed)) {
     std::lock_guard lock(f.mu);
@@ -206,17 +217,24 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
   // Release: pairs with the readers' acquire load of the slot.
   if (!t || !idx.slots[page].compare_exchange_strong(expected, fr, std::memory_order_release,
                                                      std::memory_order_relaxed)) {
-    // Someone published this page first. Our frame goes idle; CLOCK will
-    // reclaim it once no stale reader holds it.
-    fr->state.store(kIdle, std::memory_order_release);
-    fr->state.notify_all();
+    // Someone published this page first. Take the frame back at once if no
+    // stale reader holds it; otherwise it goes idle and CLOCK reclaims it.
+    t.reset();
+    std::lock_guard lock(evict_mu_);
+    if (counter_.try_reclaim(fr->ref)) {
+      unlink_locked(*fr);  // not linked anywhere: just back to the free list
+    } else {
+      fr->state.store(kIdle, std::memory_order_release);
+      fr->state.notify_all();
+    }
     retry = true;
     return std::errc::resource_unavailable_try_again;
   }
   const std::uint64_t size = f.size.load(std::memory_order_relaxed);
   const std::uint64_t start = page * kPageSize;
   const std::size_t want =
-      start >= size ? 0 : static_cast<std::size_t>(std::min<std::uint64_t>(kPageSize, size - start));
+      start >= size ? 0
+                    : static_cast<std::size_t>(std::min<std::uint64_t>(kPageSize, size - start));
   std::size_t got = 0;
   std::error_code err;
   while (got < want) {
@@ -323,7 +341,8 @@ void PageCache<C>::unlink_locked(Frame& fr) {
   // The frame is dead: no token, no successful get until reset().
   const std::uint64_t key = fr.key.load(std::memory_order_relaxed);
   if (key != kNoKey) {
-    if (File* f = file(static_cast<FileId>(key >> kPageBits))) unlink_page(*f, key & kPageMask, &fr);
+    if (File* f = file(static_cast<FileId>(key >> kPageBits)))
+      unlink_page(*f, key & kPageMask, &fr);
   }
   fr.key.store(kNoKey, std::memory_order_relaxed);
   fr.hot.store(false, std::memory_order_relaxed);
@@ -348,7 +367,8 @@ void PageCache<C>::grow_index(File& f, std::uint64_t npages) {
   if (old->npages >= npages) return;
   auto bigger = std::make_unique<Index>(std::max(npages, old->npages * 2));
   for (std::uint64_t i = 0; i < old->npages; ++i) {
-    bigger->slots[i].store(old->slots[i].load(std::memory_order_acquire), std::memory_order_relaxed);
+    bigger->slots[i].store(old->slots[i].load(std::memory_order_acquire),
+                           std::memory_order_relaxed);
   }
   // A loader that publishes into the old index after this copy leaves an
   // orphan frame: its reader gets the right bytes, later readers miss and

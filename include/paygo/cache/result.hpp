@@ -15,14 +15,16 @@
 
 namespace paygo::cache {
 
-inline std::error_code make_error(std::errc e) noexcept { return std::make_error_code(e); }
+inline std::error_code make_error(std::errc e) noexcept {
+  return std::make_error_code(e);
+}
 
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}                     // NOLINT: implicit by design
   Result(std::error_code error) : v_(error) { assert(error); }  // NOLINT
-  Result(std::errc error) : v_(make_error(error)) {}             // NOLINT
+  Result(std::errc error) : v_(make_error(error)) {}            // NOLINT
 
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
@@ -44,7 +46,7 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(std::error_code error) : e_(error) {}  // NOLINT
+  Result(std::error_code error) : e_(error) {}        // NOLINT
   Result(std::errc error) : e_(make_error(error)) {}  // NOLINT
   bool ok() const noexcept { return !e_; }
   explicit operator bool() const noexcept { return ok(); }

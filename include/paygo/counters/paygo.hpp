@@ -58,10 +58,17 @@ struct PaygoEntry {
 
 struct PaygoTestAccess;  // tests/unit/paygo_test.cpp looks inside
 
-struct PaygoTable {
+/// A slot's table: a 64-byte header followed, in the same allocation, by
+/// index_mask + 1 entries, so the fast path goes thread cache -> header ->
+/// entry with no pointer in between.
+struct alignas(64) PaygoTable {
   std::uint64_t group_bit;  // this slot's bit in every object's mask
   std::uint32_t index_mask;
-  PaygoEntry* entries;  // index_mask + 1 of them
+  Slot* slot;  // the slot that owns this table, for ever
+  PaygoEntry* entries() noexcept { return reinterpret_cast<PaygoEntry*>(this + 1); }
+  const PaygoEntry* entries() const noexcept {
+    return reinterpret_cast<const PaygoEntry*>(this + 1);
+  }
 };
 
 }  // namespace detail
@@ -143,8 +150,8 @@ class Paygo {
     friend class Paygo;
     friend struct detail::PaygoTestAccess;
     Token(void* p, detail::Slot* home) noexcept : p_(p), home_(home) {}
-    void* p_ = nullptr;              // PaygoEntry* or the central word
-    detail::Slot* home_ = nullptr;   // home slot; nullptr for a central token
+    void* p_ = nullptr;             // PaygoEntry* or the central word
+    detail::Slot* home_ = nullptr;  // home slot; nullptr for a central token
   };
 
   Paygo() : Paygo(Options{}) {}
@@ -158,27 +165,30 @@ class Paygo {
     // Acquire: pairs with the release in central_reset()/central_unfreeze():
     // a reader of a new incarnation sees its mask reset and its contents.
     const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
-    if (w0 & detail::kFrozen) [[unlikely]] return {};
+    if (w0 & detail::kFrozen) [[unlikely]]
+      return {};
     if (!(w0 & detail::kDistributed)) return get_central(o);
-    detail::Slot* slot = domain_.current();
-    if (slot == nullptr) [[unlikely]] return get_central(o);
-    // Relaxed: the owner (this thread, or a thread it adopted the slot from
-    // under the registry mutex) published the table.
-    auto* table = static_cast<detail::PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
+    // This thread's table, from its cache of domain -> slot -> table (set
+    // when the slot was registered or adopted and when the table was made).
+    const detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
+    detail::PaygoTable* table = nullptr;
     detail::PaygoEntry* e = nullptr;
-    if (table != nullptr) [[likely]] {
-      e = &table->entries[hash(&o) & table->index_mask];
-      if (e->obj.load(std::memory_order_relaxed) != &o ||
-          e->local.load(std::memory_order_relaxed) >= opt_.local_limit) [[unlikely]] {
+    std::int32_t l = 0;
+    if (tc.domain_id == domain_.id() && tc.payload != nullptr) [[likely]] {
+      table = static_cast<detail::PaygoTable*>(tc.payload);
+      e = &table->entries()[hash(&o) & table->index_mask];
+      l = e->local.load(std::memory_order_relaxed);  // we are its only writer
+      if (e->obj.load(std::memory_order_relaxed) != &o || l >= opt_.local_limit) [[unlikely]] {
         e = nullptr;
       }
     }
     if (e == nullptr) [[unlikely]] {
-      e = claim(*slot, o);
+      table = find_table();  // registers the slot, makes the table
+      if (table == nullptr) return get_central(o);  // more threads than slots
+      e = claim(*table, o);
       if (e == nullptr) return get_central(o);  // window full or saturated
-      table = static_cast<detail::PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
+      l = e->local.load(std::memory_order_relaxed);
     }
-    const std::int32_t l = e->local.load(std::memory_order_relaxed);
     // Relaxed: ordered before the word re-check by the light fence below.
     e->local.store(l + 1, std::memory_order_relaxed);
     if (!(o.mask_.load(std::memory_order_relaxed) & table->group_bit)) [[unlikely]] {
@@ -190,7 +200,7 @@ class Paygo {
       e->local.store(l, std::memory_order_relaxed);  // back off; a scan may count it: harmless
       return {};
     }
-    return Token(e, slot);
+    return Token(e, table->slot);
   }
 
   void put(Token&& t) noexcept { t.reset(); }
@@ -227,7 +237,8 @@ class Paygo {
     if (!detail::central_tryget(o.word_)) return {};
     return Token(&o.word_, nullptr);
   }
-  PAYGO_COLD detail::PaygoEntry* claim(detail::Slot& slot, const Object& o) noexcept;
+  PAYGO_COLD detail::PaygoTable* find_table() noexcept;
+  PAYGO_COLD detail::PaygoEntry* claim(detail::PaygoTable& t, const Object& o) noexcept;
   detail::PaygoTable* make_table(detail::Slot& slot) noexcept;
   std::int64_t sum_masked(const Object& o) const noexcept;
   void kill(Object& o) noexcept;

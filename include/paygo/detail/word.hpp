@@ -35,9 +35,10 @@ inline constexpr std::uint64_t kGenMask = ~((1ULL << kGenShift) - 1);
 PAYGO_INLINE bool central_tryget(std::atomic<std::uint64_t>& word) noexcept {
   std::uint64_t w = word.load(std::memory_order_relaxed);
   do {
-    if (w & kFrozen) [[unlikely]] return false;
-  } while (!word.compare_exchange_weak(w, w + 1, std::memory_order_acquire,
-                                       std::memory_order_relaxed));
+    if (w & kFrozen) [[unlikely]]
+      return false;
+  } while (
+      !word.compare_exchange_weak(w, w + 1, std::memory_order_acquire, std::memory_order_relaxed));
   return true;
 }
 

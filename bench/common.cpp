@@ -1,0 +1,380 @@
+// bench/common.cpp — the shared harness: arguments, pinning, statistics,
+// machine description, JSON/CSV output and tables.
+#include "common.hpp"
+
+#include <fmt/core.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "git_rev.hpp"  // generated at build time: PAYGO_GIT_COMMIT, PAYGO_GIT_DIRTY
+#include "paygo/fence.hpp"
+
+namespace paygo::bench {
+
+// ---- arguments ------------------------------------------------------------
+
+namespace {
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> split(std::string_view text, char sep) {
+  std::vector<std::string_view> parts;
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t next = text.find(sep, pos);
+    parts.push_back(trim(text.substr(pos, next - pos)));
+    if (next == std::string_view::npos) break;
+    pos = next + 1;
+  }
+  return parts;
+}
+
+unsigned parse_count(std::string_view s, std::string_view flag, unsigned max) {
+  unsigned long v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
+    throw UsageError(fmt::format("{}: '{}' is not a number", flag, s));
+  }
+  if (v == 0 || v > max) {
+    throw UsageError(fmt::format("{}: {} is out of range [1, {}]", flag, v, max));
+  }
+  return static_cast<unsigned>(v);
+}
+}  // namespace
+
+std::vector<unsigned> parse_count_list(std::string_view text, std::string_view flag, unsigned max) {
+  if (trim(text).empty()) throw UsageError(fmt::format("{}: the list is empty", flag));
+  std::vector<unsigned> out;
+  for (std::string_view part : split(text, ',')) {
+    if (part.empty()) throw UsageError(fmt::format("{}: empty item in '{}'", flag, text));
+    if (const std::size_t dash = part.find('-'); dash != std::string_view::npos) {
+      const unsigned lo = parse_count(trim(part.substr(0, dash)), flag, max);
+      const unsigned hi = parse_count(trim(part.substr(dash + 1)), flag, max);
+      if (lo > hi) throw UsageError(fmt::format("{}: empty range '{}'", flag, part));
+      for (unsigned v = lo; v <= hi; ++v) out.push_back(v);
+    } else {
+      out.push_back(parse_count(part, flag, max));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> parse_name_list(std::string_view text, std::string_view flag,
+                                         const std::vector<std::string>& allowed) {
+  if (trim(text).empty()) throw UsageError(fmt::format("{}: the list is empty", flag));
+  if (trim(text) == "all") return allowed;
+  std::vector<std::string> out;
+  for (std::string_view part : split(text, ',')) {
+    if (std::find(allowed.begin(), allowed.end(), part) == allowed.end()) {
+      throw UsageError(
+          fmt::format("{}: unknown name '{}' (known: {})", flag, part, join(allowed, ", ")));
+    }
+    if (std::find(out.begin(), out.end(), part) != out.end()) {
+      throw UsageError(fmt::format("{}: '{}' given twice", flag, part));
+    }
+    out.emplace_back(part);
+  }
+  return out;
+}
+
+double check_duration(double seconds, std::string_view flag) {
+  if (!std::isfinite(seconds) || seconds <= 0) {
+    throw UsageError(
+        fmt::format("{}: must be a positive number of seconds, got {}", flag, seconds));
+  }
+  if (seconds > 3600) throw UsageError(fmt::format("{}: {} s is more than an hour", flag, seconds));
+  return seconds;
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i != 0) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+std::string join(const std::vector<unsigned>& items, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i != 0) out += sep;
+    out += std::to_string(items[i]);
+  }
+  return out;
+}
+
+std::vector<unsigned> powers_of_two_up_to(unsigned max) {
+  std::vector<unsigned> out;
+  for (unsigned v = 1; v < max; v *= 2) out.push_back(v);
+  out.push_back(max);
+  return out;
+}
+
+// ---- threads --------------------------------------------------------------
+
+const std::vector<int>& allowed_cpus() {
+  static const std::vector<int> cpus = [] {
+    std::vector<int> v;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) v.push_back(c);
+      }
+    }
+    if (v.empty()) {
+      const unsigned n = std::max(1u, std::thread::hardware_concurrency());
+      for (unsigned c = 0; c < n; ++c) v.push_back(static_cast<int>(c));
+    }
+    return v;
+  }();
+  return cpus;
+}
+
+void pin_to_cpu_index(unsigned i) {
+  const auto& cpus = allowed_cpus();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpus[i % cpus.size()], &set);
+  if (const int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); rc != 0) {
+    static std::once_flag warned;
+    std::call_once(warned, [rc] {
+      fmt::print(stderr, "paygo-bench: warning: cannot pin threads (error {}); running unpinned\n",
+                 rc);
+    });
+  }
+}
+
+// ---- results --------------------------------------------------------------
+
+Stats summarize(std::vector<double> samples) {
+  if (samples.empty()) return {};
+  std::sort(samples.begin(), samples.end());
+  const std::size_t n = samples.size();
+  const double median = n % 2 == 1 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2.0;
+  return {median, samples.front(), samples.back()};
+}
+
+nlohmann::json to_json(const Result& r) {
+  nlohmann::json j;
+  j["experiment"] = r.experiment;
+  j["workload"] = r.workload;
+  j["counter"] = r.counter;
+  j["io"] = r.io ? nlohmann::json(*r.io) : nlohmann::json(nullptr);
+  j["threads"] = r.threads;
+  j["distributed_pct"] =
+      r.distributed_pct ? nlohmann::json(*r.distributed_pct) : nlohmann::json(nullptr);
+  j["median"] = r.stats.median;
+  j["min"] = r.stats.min;
+  j["max"] = r.stats.max;
+  j["unit"] = r.unit;
+  return j;
+}
+
+namespace {
+std::string csv_field(std::string_view s) {
+  if (s.find_first_of(",\"\n") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
+}
+}  // namespace
+
+std::string csv_header() {
+  return "experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit";
+}
+
+std::string csv_row(const Result& r) {
+  return fmt::format("{},{},{},{},{},{},{:.9g},{:.9g},{:.9g},{}", csv_field(r.experiment),
+                     csv_field(r.workload), csv_field(r.counter),
+                     r.io ? csv_field(*r.io) : std::string(), r.threads,
+                     r.distributed_pct ? fmt::format("{:g}", *r.distributed_pct) : std::string(),
+                     r.stats.median, r.stats.min, r.stats.max, csv_field(r.unit));
+}
+
+namespace {
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // x86: "model name"; arm64: no model name, but "CPU part"/"Hardware".
+    for (std::string_view key : {"model name", "Hardware", "cpu model", "Processor"}) {
+      if (line.rfind(key, 0) == 0) {
+        const std::size_t colon = line.find(':');
+        if (colon != std::string::npos) return std::string(trim(line.substr(colon + 1)));
+      }
+    }
+  }
+  return "unknown";
+}
+
+std::string compiler() {
+#if defined(__clang__)
+  return fmt::format("clang {}.{}.{}", __clang_major__, __clang_minor__, __clang_patchlevel__);
+#elif defined(__GNUC__)
+  return fmt::format("gcc {}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
+#else
+  return "unknown";
+#endif
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf.data();
+}
+}  // namespace
+
+nlohmann::json machine_info() {
+  nlohmann::json m;
+  m["cpu_model"] = cpu_model();
+  m["cores"] = std::thread::hardware_concurrency();
+  m["cpus_allowed"] = allowed_cpus().size();
+  utsname u{};
+  if (uname(&u) == 0) {
+    m["kernel"] = fmt::format("{} {}", u.sysname, u.release);
+    m["arch"] = u.machine;
+  } else {
+    m["kernel"] = "unknown";
+    m["arch"] = "unknown";
+  }
+  m["compiler"] = compiler();
+  m["build_type"] = PAYGO_BUILD_TYPE;
+  m["git_commit"] = PAYGO_GIT_COMMIT;
+  m["git_dirty"] = PAYGO_GIT_DIRTY != 0;
+  std::array<char, 256> host{};
+  m["hostname"] = gethostname(host.data(), host.size() - 1) == 0 ? host.data() : "unknown";
+  m["date"] = utc_now();
+  init_asymmetric_fences();  // the first Domain would do it; we want the answer now
+  m["membarrier"] = membarrier_in_use();
+  return m;
+}
+
+Outputs::Outputs(const std::string& json_path, const std::string& csv_path)
+    : json_path_(json_path), csv_path_(csv_path) {
+  if (!json_path_.empty()) {
+    json_.open(json_path_);
+    if (!json_) throw UsageError(fmt::format("--json: cannot write '{}'", json_path_));
+  }
+  if (!csv_path_.empty()) {
+    csv_.open(csv_path_);
+    if (!csv_) throw UsageError(fmt::format("--csv: cannot write '{}'", csv_path_));
+  }
+}
+
+void Outputs::write(const nlohmann::json& config, const std::vector<Result>& results) {
+  if (json_.is_open()) {
+    nlohmann::json doc;
+    doc["machine"] = machine_info();
+    doc["config"] = config;
+    doc["results"] = nlohmann::json::array();
+    for (const auto& r : results) doc["results"].push_back(to_json(r));
+    json_ << doc.dump(2) << '\n';
+    json_.close();
+    if (json_.fail()) throw std::runtime_error(fmt::format("writing '{}' failed", json_path_));
+  }
+  if (csv_.is_open()) {
+    csv_ << csv_header() << '\n';
+    for (const auto& r : results) csv_ << csv_row(r) << '\n';
+    csv_.close();
+    if (csv_.fail()) throw std::runtime_error(fmt::format("writing '{}' failed", csv_path_));
+  }
+}
+
+std::string human(double value, std::string_view unit) {
+  if (unit == "s") {
+    if (value >= 1) return fmt::format("{:.3g} s", value);
+    if (value >= 1e-3) return fmt::format("{:.3g} ms", value * 1e3);
+    if (value >= 1e-6) return fmt::format("{:.3g} us", value * 1e6);
+    return fmt::format("{:.3g} ns", value * 1e9);
+  }
+  if (value >= 1e9) return fmt::format("{:.3g} G", value / 1e9);
+  if (value >= 1e6) return fmt::format("{:.3g} M", value / 1e6);
+  if (value >= 1e3) return fmt::format("{:.3g} k", value / 1e3);
+  return fmt::format("{:.3g}", value);
+}
+
+void print_tables(const std::vector<Result>& results) {
+  // Workloads in order of first appearance; rows keep the measured order.
+  std::vector<std::pair<std::string, std::string>> workloads;  // (experiment, workload)
+  for (const auto& r : results) {
+    const std::pair key{r.experiment, r.workload};
+    if (std::find(workloads.begin(), workloads.end(), key) == workloads.end()) {
+      workloads.push_back(key);
+    }
+  }
+  for (const auto& [experiment, workload] : workloads) {
+    std::vector<const Result*> rows;
+    for (const auto& r : results) {
+      if (r.experiment == experiment && r.workload == workload) rows.push_back(&r);
+    }
+    std::stable_sort(rows.begin(), rows.end(), [](const Result* a, const Result* b) {
+      return std::tie(a->io, a->distributed_pct, a->threads) <
+             std::tie(b->io, b->distributed_pct, b->threads);
+    });
+    const std::string unit = rows.front()->unit;
+    auto baseline = [&](const Result& r, std::string_view name) -> std::string {
+      for (const Result* b : rows) {
+        if (b->counter == name && b->threads == r.threads && b->io == r.io &&
+            b->distributed_pct == r.distributed_pct && b->stats.median > 0) {
+          return fmt::format("{:.3f}", r.stats.median / b->stats.median);
+        }
+      }
+      return "-";
+    };
+    fmt::print("\n{} / {}  (unit {}{}; ratios = median / baseline median at the same threads)\n",
+               experiment, workload, unit,
+               unit == "s" ? ", lower is better" : ", higher is better");
+    // io and distributed_pct get a column only where some row has them.
+    const bool has_io = std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->io; });
+    const bool has_pct =
+        std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->distributed_pct; });
+    auto extra = [&](const Result* r) {
+      std::string s;
+      if (has_io) s += fmt::format("{:<10} ", r == nullptr ? "io" : r->io.value_or("-"));
+      if (has_pct) {
+        s += fmt::format("{:>6} ", r == nullptr         ? "dist%"
+                                   : r->distributed_pct ? fmt::format("{:g}", *r->distributed_pct)
+                                                        : "-");
+      }
+      return s;
+    };
+    fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8}\n", extra(nullptr), "threads",
+               "counter", "median", "min", "max", "/noop", "/atomic");
+    for (const Result* r : rows) {
+      fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8}\n", extra(r), r->threads,
+                 r->counter, human(r->stats.median, unit), human(r->stats.min, unit),
+                 human(r->stats.max, unit), baseline(*r, "noop"), baseline(*r, "atomic"));
+    }
+  }
+  std::fflush(stdout);
+}
+
+void Progress::report(std::string_view what, std::string_view result) {
+  ++done_;
+  fmt::print(stderr, "[{}/{}] {}: {}\n", done_, total_, what, result);
+  std::fflush(stderr);
+}
+
+}  // namespace paygo::bench

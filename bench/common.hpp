@@ -1,0 +1,228 @@
+// bench/common.hpp — the one harness every paygo-bench subcommand shares.
+//
+// What it gives a subcommand:
+//   * argument helpers that throw UsageError (main() turns it into a message
+//     on stderr and exit code 2): number lists, name lists, durations;
+//   * the counter list as names, and a dispatcher that instantiates a
+//     template once per selected counter (no virtual calls on hot paths);
+//   * run_team(): T threads pinned round-robin to the CPUs this process may
+//     use, started together by a std::latch, stopped by an atomic flag,
+//     counting their operations in locals and adding them once at the end;
+//   * summarize(): median/min/max of repeats;
+//   * Result rows in one schema (bench/README.md), written as JSON and CSV
+//     with the machine description, and printed as tables with ratios to
+//     the `noop` and `atomic` baselines;
+//   * Progress: one line per measured point on stderr.
+//
+// When not to use: for measurements below a microsecond per point (thread
+// start-up and clock reads dominate); use google-benchmark for those.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <latch>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "paygo/config.hpp"
+#include "paygo/counter_list.hpp"
+
+namespace paygo::bench {
+
+/// A bad command line: main() prints "paygo-bench: error: <what>" and exits 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// One point could not be measured (the counter misbehaved); the subcommand
+/// reports it, goes on with the other points and exits 1 at the end.
+struct PointFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// ---- arguments ------------------------------------------------------------
+
+/// "1,2,4" or "1-4" or "1,2,8-10" -> {1,2,4} ... ; every value in [1, max].
+/// Throws UsageError naming `flag` for an empty list, 0, or junk.
+std::vector<unsigned> parse_count_list(std::string_view text, std::string_view flag,
+                                       unsigned max = 4096);
+/// "a,b" -> {"a","b"}, each checked against `allowed` (UsageError otherwise);
+/// "all" selects every allowed name; an empty list or a duplicate is an error.
+std::vector<std::string> parse_name_list(std::string_view text, std::string_view flag,
+                                         const std::vector<std::string>& allowed);
+/// A positive, finite number of seconds; UsageError otherwise.
+double check_duration(double seconds, std::string_view flag);
+std::string join(const std::vector<std::string>& items, std::string_view sep = ",");
+std::string join(const std::vector<unsigned>& items, std::string_view sep = ",");
+/// 1, 2, 4, ... up to and including `max` (max itself even if not a power).
+std::vector<unsigned> powers_of_two_up_to(unsigned max);
+
+// ---- counters -------------------------------------------------------------
+
+template <class List>
+struct CounterNames;
+template <class... Cs>
+struct CounterNames<CounterList<Cs...>> {
+  static std::vector<std::string> get() { return {std::string(Cs::kName)...}; }
+};
+
+/// Names of every counter in paygo::AllCounters, in list order.
+inline std::vector<std::string> all_counter_names() {
+  return CounterNames<AllCounters>::get();
+}
+
+/// Calls f.template operator()<C>() for each counter of AllCounters whose
+/// name is in `selected`, in list order (so baselines come first).
+template <class F>
+void for_each_selected(const std::vector<std::string>& selected, F&& f) {
+  AllCounters::for_each([&]<class C>() {
+    for (const auto& name : selected) {
+      if (name == C::kName) {
+        f.template operator()<C>();
+        return;
+      }
+    }
+  });
+}
+
+/// T with its own cache lines (nothing else shares the lines it writes).
+template <class T>
+struct alignas(kDestructiveInterference) Padded {
+  template <class... A>
+  explicit Padded(A&&... a) : value(std::forward<A>(a)...) {}
+  T value;
+};
+
+// ---- threads --------------------------------------------------------------
+
+/// CPUs this process may run on (sched_getaffinity), ascending.
+const std::vector<int>& allowed_cpus();
+/// Pins the calling thread to allowed_cpus()[i % size]. A failure is
+/// reported once on stderr and otherwise ignored (the run goes on unpinned).
+void pin_to_cpu_index(unsigned i);
+
+/// What run_team() measured: operations summed over threads, and the time
+/// from the common start to the stop signal.
+struct TeamRun {
+  std::uint64_t ops = 0;
+  double seconds = 0;
+  double ops_per_second() const { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
+};
+
+/// Runs `threads` threads, thread i pinned to CPU index i (wrapping around).
+/// Each calls warmup(i) (untimed: registration, first touch), then all start
+/// together; each runs body(i, stop) -> ops until `stop` becomes true, which
+/// happens `seconds` after the start. Exceptions from the threads are
+/// rethrown here (the first one).
+template <class Warmup, class Body>
+TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body) {
+  Padded<std::atomic<bool>> stop(false);
+  Padded<std::atomic<std::uint64_t>> total(0);
+  std::latch start(static_cast<std::ptrdiff_t>(threads) + 1);
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+  std::vector<std::jthread> team;
+  team.reserve(threads);
+  for (unsigned i = 0; i < threads; ++i) {
+    team.emplace_back([&, i] {
+      pin_to_cpu_index(i);
+      try {
+        warmup(i);
+      } catch (...) {
+        if (!failed.exchange(true, std::memory_order_acq_rel)) error = std::current_exception();
+      }
+      start.arrive_and_wait();
+      if (failed.load(std::memory_order_acquire)) return;
+      std::uint64_t n = 0;
+      try {
+        n = body(i, static_cast<const std::atomic<bool>&>(stop.value));
+      } catch (...) {
+        if (!failed.exchange(true, std::memory_order_acq_rel)) error = std::current_exception();
+      }
+      // Relaxed: join() below orders this before the read of the total.
+      total.value.fetch_add(n, std::memory_order_relaxed);
+    });
+  }
+  start.arrive_and_wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_until(t0 + std::chrono::duration<double>(seconds));
+  // Relaxed: workers only need to see it eventually; no data hangs on it.
+  stop.value.store(true, std::memory_order_relaxed);
+  const auto t1 = std::chrono::steady_clock::now();
+  team.clear();  // joins
+  if (error) std::rethrow_exception(error);
+  return {total.value.load(std::memory_order_relaxed),
+          std::chrono::duration<double>(t1 - t0).count()};
+}
+
+// ---- results --------------------------------------------------------------
+
+struct Stats {
+  double median = 0;
+  double min = 0;
+  double max = 0;
+};
+/// Median (mean of the middle two for an even count), min and max.
+Stats summarize(std::vector<double> samples);
+
+/// One measured point; the fields are the JSON/CSV schema (bench/README.md).
+struct Result {
+  std::string experiment;  // the subcommand: "micro", "counting", "query"
+  std::string workload;
+  std::string counter;
+  std::optional<std::string> io;  // null where the experiment has no I/O mode
+  unsigned threads = 0;
+  std::optional<double> distributed_pct;  // null where not applicable
+  Stats stats;
+  std::string unit;  // "ops/s" (higher is better) or "s" (lower is better)
+};
+
+nlohmann::json to_json(const Result& r);
+/// The CSV header line and one row, same columns as the JSON objects.
+std::string csv_header();
+std::string csv_row(const Result& r);
+
+/// The machine and build: cpu model, cores, kernel, compiler, git commit,
+/// hostname, date, whether membarrier is in use.
+nlohmann::json machine_info();
+
+/// Output files opened before the run (so a bad path fails before minutes
+/// of measurement, with exit code 2) and written after it.
+class Outputs {
+ public:
+  Outputs(const std::string& json_path, const std::string& csv_path);
+  /// Writes {"machine", "config", "results"} and the CSV, where requested.
+  void write(const nlohmann::json& config, const std::vector<Result>& results);
+
+ private:
+  std::string json_path_, csv_path_;
+  std::ofstream json_, csv_;
+};
+
+/// "123.4 M" / "1.23 us": a value in its unit, for humans.
+std::string human(double value, std::string_view unit);
+/// One table per workload on stdout: median, min, max, and median / median
+/// of `noop` and of `atomic` at the same workload and thread count.
+void print_tables(const std::vector<Result>& results);
+
+/// "[i/n] what: result" on stderr, one line per point.
+class Progress {
+ public:
+  explicit Progress(std::size_t total) : total_(total) {}
+  void report(std::string_view what, std::string_view result);
+
+ private:
+  std::size_t total_;
+  std::size_t done_ = 0;
+};
+
+}  // namespace paygo::bench

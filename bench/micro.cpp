@@ -1,0 +1,305 @@
+// bench/micro.cpp — `paygo-bench micro`: the counters on their own.
+//
+//   hot     T pinned threads loop { tok = get(obj); tok.reset(); } on one
+//           shared object marked distributed; ops/s summed over threads.
+//   single  the same with one thread (the uncontended fast path), ops/s.
+//   query   seconds per try_freeze + query + unfreeze from the main thread,
+//           on an object that S threads have each taken and released one
+//           distributed reference to (so S slots hold state for it).
+//
+// Every point is measured --repeat times, each with a fresh counter and
+// object; the median, min and max are reported.
+#include <fmt/core.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "commands.hpp"
+#include "common.hpp"
+
+namespace paygo::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::string> kWorkloads = {"hot", "single", "query"};
+
+struct MicroOptions {
+  std::string counters = "all";
+  std::string threads;  // empty: 1..number of usable CPUs
+  std::string workloads = "hot,single,query";
+  double duration = 0.3;
+  unsigned repeat = 3;
+  unsigned max_slots = 64;
+  std::string json;
+  std::string csv;
+  CLI::Option* threads_opt = nullptr;
+};
+
+/// get/put pairs per check of the stop flag (keeps the flag load off the
+/// per-operation cost without letting a thread overrun the stop by much).
+constexpr unsigned kOpsPerCheck = 32;
+/// freeze/query/unfreeze rounds per clock read in `query`.
+constexpr unsigned kQueriesPerCheck = 8;
+
+template <class C>
+double hot_once(unsigned threads, double seconds) {
+  auto counter = std::make_unique<C>();
+  auto obj = std::make_unique<Padded<typename C::Object>>(*counter);
+  C& c = *counter;
+  typename C::Object& o = obj->value;
+  c.set_distributed(o, true);
+  Padded<std::atomic<std::uint64_t>> failed(0);
+  const TeamRun run = run_team(
+      threads, seconds,
+      [&](unsigned) {
+        // Untimed first touch: slot registration, table allocation.
+        typename C::Token t = c.get(o);
+        t.reset();
+      },
+      [&](unsigned, const std::atomic<bool>& stop) -> std::uint64_t {
+        std::uint64_t n = 0;
+        std::uint64_t fails = 0;
+        // Relaxed: the flag carries no data, only "stop soon".
+        while (!stop.load(std::memory_order_relaxed)) {
+          for (unsigned k = 0; k < kOpsPerCheck; ++k) {
+            typename C::Token t = c.get(o);
+            fails += t ? 0 : 1;
+            t.reset();
+          }
+          n += kOpsPerCheck;
+        }
+        // Relaxed: read after join().
+        if (fails != 0) failed.value.fetch_add(fails, std::memory_order_relaxed);
+        return n;
+      });
+  if (const auto f = failed.value.load(std::memory_order_relaxed); f != 0) {
+    throw PointFailed(fmt::format("{} of {} gets failed on a live object", f, run.ops));
+  }
+  return run.ops_per_second();
+}
+
+/// try_freeze, retrying for up to a second: nobody holds a reference, so a
+/// counter that still refuses is broken (or needs a flush we cannot give).
+template <class C>
+void freeze_or_fail(C& c, typename C::Object& o) {
+  if (c.try_freeze(o)) [[likely]]
+    return;
+  const auto give_up = Clock::now() + std::chrono::seconds(1);
+  while (!c.try_freeze(o)) {
+    if (Clock::now() > give_up) {
+      throw PointFailed("try_freeze refused for 1 s with no reference held");
+    }
+    std::this_thread::yield();
+  }
+}
+
+template <class C>
+double query_once(unsigned slots, double seconds) {
+  auto counter = std::make_unique<C>();
+  auto obj = std::make_unique<Padded<typename C::Object>>(*counter);
+  C& c = *counter;
+  typename C::Object& o = obj->value;
+  c.set_distributed(o, true);
+
+  // S helpers, all alive at once (so each owns its own slot), each take and
+  // release one distributed reference, then sleep until the timing is done.
+  std::latch touched(static_cast<std::ptrdiff_t>(slots));
+  std::atomic<bool> done{false};
+  std::atomic<unsigned> get_failures{0};
+  std::vector<std::jthread> helpers;
+  helpers.reserve(slots);
+  for (unsigned i = 0; i < slots; ++i) {
+    helpers.emplace_back([&, i] {
+      pin_to_cpu_index(i);
+      {
+        typename C::Token t = c.get(o);
+        // Relaxed: read after touched.wait(), which orders it.
+        if (!t) get_failures.fetch_add(1, std::memory_order_relaxed);
+      }
+      touched.count_down();
+      // Acquire: pairs with the release store below (nothing to hand over,
+      // but it keeps the helper alive, owning its slot, until the end).
+      done.wait(false, std::memory_order_acquire);
+    });
+  }
+  touched.wait();
+  auto finish = [&] {
+    done.store(true, std::memory_order_release);
+    done.notify_all();
+    helpers.clear();  // joins
+  };
+  if (get_failures.load(std::memory_order_relaxed) != 0) {
+    finish();
+    throw PointFailed("a helper's get failed on a live object");
+  }
+
+  std::uint64_t n = 0;
+  std::uint64_t nonzero = 0;
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + std::chrono::duration<double>(seconds);
+  auto t = t0;
+  try {
+    do {
+      for (unsigned k = 0; k < kQueriesPerCheck; ++k) {
+        freeze_or_fail(c, o);
+        const std::int64_t q = c.query(o);
+        c.unfreeze(o);
+        nonzero += q != 0 ? 1 : 0;
+      }
+      n += kQueriesPerCheck;
+      t = Clock::now();
+    } while (t < deadline);
+  } catch (...) {
+    finish();
+    throw;
+  }
+  finish();
+  if constexpr (C::kCounts && C::kExact) {
+    if (nonzero != 0) {
+      throw PointFailed(
+          fmt::format("{} of {} frozen queries were not 0 with no reference held", nonzero, n));
+    }
+  }
+  return std::chrono::duration<double>(t - t0).count() / static_cast<double>(n);
+}
+
+struct Point {
+  std::string workload;
+  unsigned threads;
+};
+
+int run_micro(const MicroOptions& opt) {
+  // ---- validate everything before measuring anything ----
+  const auto counters = parse_name_list(opt.counters, "--counters", all_counter_names());
+  const auto workloads = parse_name_list(opt.workloads, "--workloads", kWorkloads);
+  const unsigned ncpu = static_cast<unsigned>(allowed_cpus().size());
+  std::vector<unsigned> threads;
+  if (opt.threads_opt != nullptr && opt.threads_opt->count() > 0) {
+    threads = parse_count_list(opt.threads, "--threads");
+  } else {
+    for (unsigned t = 1; t <= ncpu; ++t) threads.push_back(t);
+  }
+  const double duration = check_duration(opt.duration, "--duration");
+  if (opt.repeat == 0 || opt.repeat > 1000) {
+    throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
+  }
+  if (opt.max_slots == 0 || opt.max_slots > 1024) {
+    throw UsageError(fmt::format("--max-slots: {} is out of range [1, 1024]", opt.max_slots));
+  }
+  const auto slot_counts = powers_of_two_up_to(opt.max_slots);
+  Outputs outputs(opt.json, opt.csv);
+
+  std::vector<Point> points;
+  for (const auto& w : workloads) {
+    if (w == "hot") {
+      for (unsigned t : threads) points.push_back({w, t});
+    } else if (w == "single") {
+      points.push_back({w, 1});
+    } else {
+      for (unsigned s : slot_counts) points.push_back({w, s});
+    }
+  }
+
+  // ---- measure ----
+  Progress progress(points.size() * counters.size());
+  std::vector<Result> results;
+  unsigned failures = 0;
+  for (const Point& p : points) {
+    for_each_selected(counters, [&]<class C>() {
+      const std::string what =
+          fmt::format("micro {} {} threads={}", p.workload, C::kName, p.threads);
+      const std::string unit = p.workload == "query" ? "s" : "ops/s";
+      std::vector<double> samples;
+      try {
+        for (unsigned r = 0; r < opt.repeat; ++r) {
+          samples.push_back(p.workload == "query" ? query_once<C>(p.threads, duration)
+                                                  : hot_once<C>(p.threads, duration));
+        }
+      } catch (const PointFailed& e) {
+        ++failures;
+        progress.report(what, fmt::format("FAILED: {}", e.what()));
+        return;
+      }
+      Result res{"micro",   p.workload,   std::string(C::kName), std::nullopt,
+                 p.threads, std::nullopt, summarize(samples),    unit};
+      progress.report(what, fmt::format("{}{} (median of {})", human(res.stats.median, unit),
+                                        unit == "s" ? "" : " ops/s", samples.size()));
+      results.push_back(std::move(res));
+    });
+  }
+
+  // ---- report ----
+  nlohmann::json config = {{"command", "micro"},  {"counters", counters}, {"workloads", workloads},
+                           {"threads", threads},  {"slots", slot_counts}, {"duration_s", duration},
+                           {"repeat", opt.repeat}};
+  outputs.write(config, results);
+  print_tables(results);
+  if (!opt.json.empty()) fmt::print(stderr, "wrote {}\n", opt.json);
+  if (!opt.csv.empty()) fmt::print(stderr, "wrote {}\n", opt.csv);
+  if (failures != 0) {
+    fmt::print(stderr, "paygo-bench: {} point(s) failed (see above)\n", failures);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Subcommand add_micro_command(CLI::App& app) {
+  auto opt = std::make_shared<MicroOptions>();
+  const unsigned ncpu = static_cast<unsigned>(allowed_cpus().size());
+  CLI::App* sub = app.add_subcommand(
+      "micro",
+      "The counters on their own: get/put throughput on one hot object, and the cost of a "
+      "query.\n"
+      "Workloads:\n"
+      "  hot     T threads, pinned round-robin to the usable CPUs and started together, loop\n"
+      "          { tok = get(obj); tok.reset(); } on ONE shared object marked distributed\n"
+      "          (set_distributed(obj, true)) for --duration seconds. Result: ops/s summed over\n"
+      "          the threads, one point per T in --threads.\n"
+      "  single  the same with one thread (the uncontended fast path). Result: ops/s.\n"
+      "  query   S helper threads (all alive at once, so S slots) each take and release one\n"
+      "          distributed reference to the object, then sleep; the main thread then times\n"
+      "          try_freeze + query + unfreeze in a loop for --duration seconds. No reference\n"
+      "          is held while timing (some counters refuse to freeze while one is), so this is\n"
+      "          the cost of an exact zero check on an object S slots have touched. A refused\n"
+      "          freeze is retried (and timed) for up to 1 s, then the point fails.\n"
+      "          Result: seconds per query, one point per S in 1,2,4,... up to --max-slots.\n"
+      "Each point runs --repeat times with a fresh counter and object; the median, min and max\n"
+      "are reported. Progress goes to stderr, tables (with ratios to the noop and atomic\n"
+      "baselines) to stdout. Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
+  sub->add_option(
+         "--counters", opt->counters,
+         "Comma-separated counter names, or 'all'. Known: " + join(all_counter_names(), ","))
+      ->capture_default_str();
+  sub->add_option("--workloads", opt->workloads, "Comma-separated workloads: hot, single, query")
+      ->capture_default_str();
+  opt->threads_opt =
+      sub->add_option("--threads", opt->threads,
+                      "Thread counts for 'hot': comma-separated, ranges allowed (1,2,4 or 1-8). "
+                      "May exceed the CPUs (threads wrap around). Default: 1 to the number of "
+                      "usable CPUs (here 1-" +
+                          std::to_string(ncpu) + ")");
+  sub->add_option("--duration", opt->duration,
+                  "Seconds each repeat of each point runs (timed part only), > 0")
+      ->capture_default_str();
+  sub->add_option("--repeat", opt->repeat, "Repeats per point, 1..1000 (median/min/max of them)")
+      ->capture_default_str();
+  sub->add_option("--max-slots", opt->max_slots,
+                  "Largest slot count S for 'query' (S = 1, 2, 4, ... up to it), 1..1024")
+      ->capture_default_str();
+  sub->add_option(
+         "--json", opt->json,
+         "Write {machine, config, results} as JSON to FILE (bench/README.md). Default: none")
+      ->option_text("FILE");
+  sub->add_option("--csv", opt->csv, "Write the results as CSV to FILE. Default: none")
+      ->option_text("FILE");
+  return {sub, [opt] { return run_micro(*opt); }};
+}
+
+}  // namespace paygo::bench

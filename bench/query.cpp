@@ -1,0 +1,233 @@
+// bench/query.cpp — `paygo-bench query`: the query-overhead experiment.
+//
+// Cache a file of --file-size in paygo's page cache, advise the first
+// --distributed percent of its pages Hot, let --touch-threads threads each
+// read every page once (so every thread's slot has seen every hot page),
+// then time the eviction of everything:
+//   drop              PageCache::drop(): batches of frames, one heavy fence
+//                     and one scan of the counter tables per batch
+//   reclaim-per-page  the same, one page per batch (a fence per page), as a
+//                     reclaimer without a batch query would do
+// Result: seconds (lower is better), and the ratio to the 0% run.
+#include <fmt/core.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "paygo/cache/page_cache.hpp"
+#include "workfiles.hpp"
+
+namespace paygo::bench {
+namespace {
+
+const std::vector<std::string> kWorkloads = {"drop", "reclaim-per-page"};
+
+struct QueryOptions {
+  std::string file_size = "64M";
+  std::string distributed = "0,1,10,25,50,100";
+  std::string touch_threads = "2";
+  std::string counters = "all";
+  std::string workloads = "drop,reclaim-per-page";
+  unsigned repeat = 3;
+  std::string dir;
+  std::string json, csv;
+};
+
+/// "0,1,10,100" -> {0,1,10,100}; each in [0, 100], no duplicates, not empty.
+std::vector<unsigned> parse_percentages(const std::string& text, std::string_view flag) {
+  std::vector<unsigned> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string part = text.substr(start, end - start);
+    std::size_t used = 0;
+    unsigned long v = 101;
+    try {
+      v = std::stoul(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (part.empty() || used != part.size() || v > 100) {
+      throw UsageError(fmt::format("{}: '{}' is not a percentage in 0..100", flag, part));
+    }
+    if (std::find(out.begin(), out.end(), v) != out.end()) {
+      throw UsageError(fmt::format("{}: {} is listed twice", flag, v));
+    }
+    out.push_back(static_cast<unsigned>(v));
+    start = end + 1;
+  }
+  return out;
+}
+
+template <class C>
+double drop_once(const std::string& path, std::uint64_t size, unsigned pct, unsigned touchers,
+                 bool per_page) {
+  const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
+  cache::CacheOptions opt;
+  // Room for every page, plus a little for frames that concurrent missers
+  // of one page take and give back.
+  opt.capacity_bytes = static_cast<std::size_t>((pages + pages / 16 + 64) * cache::kPageSize);
+  cache::PageCache<C> pc(opt);
+  auto id = pc.open(path);
+  if (!id) throw PointFailed(fmt::format("open: {}", id.error().message()));
+  const std::uint64_t hot_pages = pages * pct / 100;
+  if (hot_pages != 0) {
+    if (auto r = pc.advise(*id, 0, hot_pages * cache::kPageSize, cache::Advice::Hot); !r) {
+      throw PointFailed(fmt::format("advise: {}", r.error().message()));
+    }
+  }
+  // Untimed: every toucher reads every page once (4 KiB reads).
+  std::atomic<bool> failed{false};
+  {
+    std::vector<std::jthread> team;
+    for (unsigned t = 0; t < touchers; ++t) {
+      team.emplace_back([&, t] {
+        pin_to_cpu_index(t);
+        std::vector<char> buf(cache::kPageSize);
+        for (std::uint64_t p = 0; p < pages; ++p) {
+          auto r = pc.read(*id, buf.data(), buf.size(), p * cache::kPageSize);
+          // Relaxed: read after the joins below.
+          if (!r) failed.store(true, std::memory_order_relaxed);
+        }
+      });
+    }
+  }
+  if (failed.load(std::memory_order_relaxed)) throw PointFailed("a touching read failed");
+  const auto before = pc.stats();
+  if (before.cached_pages != pages) {
+    throw PointFailed(
+        fmt::format("{} of {} pages cached after touching", before.cached_pages, pages));
+  }
+  const cache::DropReport report = pc.drop(per_page ? 1 : 0);
+  if (report.evicted != pages) {
+    throw PointFailed(
+        fmt::format("drop evicted {} of {} pages ({} busy)", report.evicted, pages, report.busy));
+  }
+  return report.seconds;
+}
+
+int run_query(const QueryOptions& opt) {
+  const std::uint64_t size = parse_size(opt.file_size, "--file-size");
+  const auto distributed = parse_percentages(opt.distributed, "--distributed");
+  const auto touchers = parse_count_list(opt.touch_threads, "--touch-threads", 1024);
+  const auto counters = parse_name_list(opt.counters, "--counters", all_counter_names());
+  const auto workloads = parse_name_list(opt.workloads, "--workloads", kWorkloads);
+  if (opt.repeat == 0 || opt.repeat > 1000) {
+    throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
+  }
+  Outputs outputs(opt.json, opt.csv);
+  ScratchDir dir(opt.dir);
+  const std::string path = dir.make_file("query", size);
+
+  Progress progress(workloads.size() * touchers.size() * distributed.size() * counters.size());
+  std::vector<Result> results;
+  unsigned failures = 0;
+  for (const auto& w : workloads) {
+    for (unsigned t : touchers) {
+      for (unsigned pct : distributed) {
+        for_each_selected(counters, [&]<class C>() {
+          const std::string what =
+              fmt::format("query {} {} touch-threads={} distributed={}%", w, C::kName, t, pct);
+          std::vector<double> samples;
+          try {
+            for (unsigned r = 0; r < opt.repeat; ++r) {
+              samples.push_back(drop_once<C>(path, size, pct, t, w == "reclaim-per-page"));
+            }
+          } catch (const PointFailed& e) {
+            ++failures;
+            progress.report(what, fmt::format("FAILED: {}", e.what()));
+            return;
+          }
+          Result res{"query",
+                     w,
+                     std::string(C::kName),
+                     std::string("cache"),
+                     t,
+                     static_cast<double>(pct),
+                     summarize(samples),
+                     "s"};
+          progress.report(
+              what, fmt::format("{} (median of {})", human(res.stats.median, "s"), samples.size()));
+          results.push_back(std::move(res));
+        });
+      }
+    }
+  }
+  nlohmann::json config = {{"command", "query"},         {"file_size_bytes", size},
+                           {"distributed", distributed}, {"touch_threads", touchers},
+                           {"counters", counters},       {"workloads", workloads},
+                           {"repeat", opt.repeat}};
+  outputs.write(config, results);
+  print_tables(results);
+  // The seed's figure of merit: each point against the same counter at 0%.
+  std::map<std::tuple<std::string, std::string, unsigned>, double> zero;
+  for (const auto& r : results) {
+    if (r.distributed_pct == 0.0) zero[{r.workload, r.counter, r.threads}] = r.stats.median;
+  }
+  fmt::print("\nquery: median / median at 0% distributed (same counter, workload, threads)\n");
+  fmt::print("{:<18} {:<14} {:>7} {:>6} {:>10} {:>8}\n", "workload", "counter", "threads", "dist%",
+             "median", "/0%");
+  for (const auto& r : results) {
+    const auto it = zero.find({r.workload, r.counter, r.threads});
+    fmt::print("{:<18} {:<14} {:>7} {:>6g} {:>10} {:>8}\n", r.workload, r.counter, r.threads,
+               *r.distributed_pct, human(r.stats.median, "s"),
+               it == zero.end() || it->second <= 0
+                   ? std::string("-")
+                   : fmt::format("{:.3f}", r.stats.median / it->second));
+  }
+  if (!opt.json.empty()) fmt::print(stderr, "wrote {}\n", opt.json);
+  if (!opt.csv.empty()) fmt::print(stderr, "wrote {}\n", opt.csv);
+  if (failures != 0) {
+    fmt::print(stderr, "paygo-bench: {} point(s) failed (see above)\n", failures);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Subcommand add_query_command(CLI::App& app) {
+  auto opt = std::make_shared<QueryOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "query",
+      "Query overhead: the time to evict a cached file whose pages are partly hot.\n"
+      "For each counter, --touch-threads value and --distributed percentage: cache a file of\n"
+      "--file-size in paygo's page cache (capacity = the file), advise the first D% of its\n"
+      "pages Hot, let T threads each read every page once (untimed), then time:\n"
+      "  drop              drop(): one heavy fence and one counter-table scan per batch of\n"
+      "                    1024 frames (the user-space echo 1 > /proc/sys/vm/drop_caches)\n"
+      "  reclaim-per-page  drop(1): the same page by page, one fence per page\n"
+      "Every page must be evicted (else the point fails). Result: seconds, lower is better;\n"
+      "a last table gives each median over the same counter's median at 0%.\n"
+      "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
+  sub->add_option("--file-size", opt->file_size, "Bytes to cache: 4096, 512K, 64M, 1G, ...")
+      ->capture_default_str();
+  sub->add_option("--distributed", opt->distributed,
+                  "Comma-separated percentages of the pages advised Hot, 0..100")
+      ->capture_default_str();
+  sub->add_option("--touch-threads", opt->touch_threads,
+                  "Comma-separated counts of threads that read every page before the drop")
+      ->capture_default_str();
+  sub->add_option(
+         "--counters", opt->counters,
+         "Comma-separated counter names, or 'all'. Known: " + join(all_counter_names(), ","))
+      ->capture_default_str();
+  sub->add_option("--workloads", opt->workloads, "Comma-separated: drop, reclaim-per-page")
+      ->capture_default_str();
+  sub->add_option("--repeat", opt->repeat, "Repeats per point, 1..1000")->capture_default_str();
+  sub->add_option("--dir", opt->dir,
+                  "Where to create the scratch file (removed at exit). Default: $TMPDIR or /tmp")
+      ->option_text("DIR");
+  sub->add_option("--json", opt->json, "Write {machine, config, results} as JSON to FILE")
+      ->option_text("FILE");
+  sub->add_option("--csv", opt->csv, "Write the results as CSV to FILE")->option_text("FILE");
+  return {sub, [opt] { return run_query(*opt); }};
+}
+
+}  // namespace paygo::bench

@@ -1,0 +1,177 @@
+// paygo/counters/per_slot_array.hpp — a dense counter per slot per object:
+// the seed's "cache affinity" baseline.
+//
+// Contract
+// --------
+// Satisfies paygo::RefCounter. Each object gets a dense id at construction
+// (Object(PerSlotArray&); the id is freed by its destructor) and every slot
+// owns a signed cell per id (detail/slot_cells.hpp, slot-major). A
+// distributed get adds 1 to the getter's own cell with a plain store, runs
+// light_fence() and re-checks the word exactly like Paygo::get(); a put
+// subtracts 1 from the *putter's* own cell, so every cell has one writer and
+// only the sum over slots means anything. The true count is
+//   central (word) + sum over slots of cell[id] + remote
+// where `remote` takes the puts of threads that have no slot.
+//
+// set_distributed() is honoured as in Paygo: objects start central (one
+// atomic in the word) and new gets of a distributed object use the cells.
+// Gets also fall back to the central count when the caller has no slot, the
+// object has no id (more than max_objects live objects), or a chunk cannot
+// be allocated.
+//
+// Freeze = central_tryfreeze() (refused while central references are held)
+// + heavy_fence(); query = central + remote + the sum of all slots' cells,
+// exact while frozen; reclaim_batch() loops over try_reclaim().
+//
+// Memory: 8 bytes per (slot, object) pair that was touched, allocated in
+// 4 KiB chunks of 512 consecutive ids per slot, plus 32 bytes per object and
+// a directory of max_objects / 512 pointers per slot. A query reads one cell
+// per slot that ever touched any object in the id's chunk.
+//
+// When not to use: with many objects and many threads: memory grows as
+// slots x objects and every query walks every slot. It is the baseline that
+// shows why Paygo hashes its entries.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "paygo/config.hpp"
+#include "paygo/counter.hpp"
+#include "paygo/detail/slot_cells.hpp"
+#include "paygo/detail/word.hpp"
+#include "paygo/fence.hpp"
+
+namespace paygo {
+
+using PerSlotArrayOptions = SlotCellsOptions;
+
+class PerSlotArray {
+ public:
+  static constexpr std::string_view kName = "per_slot_array";
+  static constexpr bool kCounts = true;
+  static constexpr bool kExact = true;
+
+  using Options = PerSlotArrayOptions;
+
+  class Object {
+   public:
+    explicit Object(PerSlotArray& c) noexcept : cells_(&c.cells_), id_(c.cells_.allocate_id()) {}
+    ~Object() { cells_->release_id(id_); }
+    Object(const Object&) = delete;
+    Object& operator=(const Object&) = delete;
+
+   private:
+    friend class PerSlotArray;
+    std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout
+    /// Puts of distributed tokens by threads without a slot. Release
+    /// fetch_sub, paired with the acquire load in sum().
+    std::atomic<std::int64_t> remote_{0};
+    detail::SlotCells* cells_;
+    std::uint32_t id_;
+  };
+
+  class Token {
+   public:
+    Token() = default;
+    Token(Token&& o) noexcept : o_(std::exchange(o.o_, nullptr)), central_(o.central_) {}
+    Token& operator=(Token&& o) noexcept {
+      if (this != &o) {
+        reset();
+        o_ = std::exchange(o.o_, nullptr);
+        central_ = o.central_;
+      }
+      return *this;
+    }
+    ~Token() { reset(); }
+    explicit operator bool() const noexcept { return o_ != nullptr; }
+
+    /*** put: fast path ***/
+    PAYGO_INLINE void reset() noexcept {
+      if (o_ == nullptr) return;
+      Object& o = *std::exchange(o_, nullptr);
+      if (central_) {
+        detail::central_put(o.word_);
+        return;
+      }
+      detail::Slot* slot = o.cells_->domain().current();
+      detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
+      if (c != nullptr) [[likely]] {
+        // Release: pairs with the acquire cell loads in PerSlotArray::sum(),
+        // so this holder's use of the object happens before a reclaim that
+        // counts it gone. A plain store: we are the cell's only writer.
+        c->store(c->load(std::memory_order_relaxed) - 1, std::memory_order_release);
+      } else {
+        o.remote_.fetch_sub(1, std::memory_order_release);  // pairs with sum()
+      }
+    }
+
+   private:
+    friend class PerSlotArray;
+    Token(Object* o, bool central) noexcept : o_(o), central_(central) {}
+    Object* o_ = nullptr;
+    bool central_ = false;  // the count went to the word, not a cell
+  };
+
+  PerSlotArray() : PerSlotArray(Options{}) {}
+  explicit PerSlotArray(Options options) : cells_(options) {}
+  PerSlotArray(const PerSlotArray&) = delete;
+  PerSlotArray& operator=(const PerSlotArray&) = delete;
+
+  /*** get: fast path ***/
+  PAYGO_INLINE Token get(Object& o) noexcept {
+    // Acquire: pairs with the release in central_reset()/central_unfreeze().
+    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
+    if (w0 & detail::kFrozen) [[unlikely]]
+      return {};
+    if (!(w0 & detail::kDistributed)) return get_central(o);
+    detail::Slot* slot = cells_.domain().current();
+    detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
+    if (c == nullptr) [[unlikely]]
+      return get_central(o);
+    const std::int64_t v = c->load(std::memory_order_relaxed);  // we are its only writer
+    // Relaxed: ordered before the word re-check by the light fence below.
+    c->store(v + 1, std::memory_order_relaxed);
+    light_fence();  // pairs with heavy_fence() in try_freeze()
+    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
+    if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
+      c->store(v, std::memory_order_relaxed);  // back off; a query may count it: harmless
+      return {};
+    }
+    return Token(&o, false);
+  }
+
+  void put(Token&& t) noexcept { t.reset(); }
+
+  bool try_freeze(Object& o) noexcept;
+  std::int64_t query(const Object& o) const noexcept;
+  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
+  bool try_reclaim(Object& o) noexcept;
+  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
+    return detail::reclaim_each(*this, objs, dead);
+  }
+  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
+  std::int64_t approx(const Object& o) const noexcept { return query(o); }
+  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
+
+  /// Bytes held by the per-slot rows and chunks.
+  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
+  detail::SlotCells& cells() noexcept { return cells_; }
+
+ private:
+  PAYGO_INLINE static Token get_central(Object& o) noexcept {
+    if (!detail::central_tryget(o.word_)) return {};
+    return Token(&o, true);
+  }
+  /// remote + the sum of every slot's cell: the distributed part of the count.
+  std::int64_t sum(const Object& o) const noexcept;
+
+  detail::SlotCells cells_;
+};
+
+static_assert(RefCounter<PerSlotArray>);
+
+}  // namespace paygo

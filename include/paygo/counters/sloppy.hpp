@@ -1,0 +1,198 @@
+// paygo/counters/sloppy.hpp — sloppy counters (Boyd-Wickizer et al., "An
+// Analysis of Linux Scalability to Many Cores", OSDI'10).
+//
+// Contract
+// --------
+// Satisfies paygo::RefCounter. The central count in the object's word counts
+// the true references *plus* every spare reference parked in a slot: each
+// slot owns a cell per object (detail/slot_cells.hpp, dense ids) holding its
+// spares. A distributed get takes one of the getter's spares with a plain
+// store when it has one (then light_fence() and a re-check of the word, as
+// in Paygo::get()); otherwise it takes kRefill references from the central
+// count in one CAS and keeps kRefill - 1 as spares. A put adds a spare to
+// the *putter's* cell; above kSpareMax spares it gives all but kSpareKeep
+// back to the central count. True count = central - sum of spares.
+//
+// Cells carry the object's generation (word bits 40..63) next to the spare
+// count (bits 0..31): spares of an earlier incarnation count as zero, so
+// reset() needs no access to other slots' cells. A put that finds a stale
+// cell simply returns its reference to the central count.
+//
+// set_distributed() is honoured: objects start central (plain atomic gets
+// and puts on the word); threads without a slot and objects without an id
+// (more than max_objects) always use the central count.
+//
+// Freeze: the central count is not 0 while spares exist, so try_freeze()
+// sets FROZEN whenever the object is not frozen yet — unlike the other
+// counters it is *not* refused while central references are held — and runs
+// heavy_fence(). query() = central - spares, exact while frozen (see the
+// proof in src/sloppy.cpp that it can only overestimate while puts race);
+// approx() is the same sum, unfrozen. reclaim_batch() loops.
+//
+// Memory: 8 bytes per (slot, object) pair touched, in 4 KiB chunks (as
+// PerSlotArray), plus 24 bytes per object. Up to kSpareMax references per
+// slot per object are parked, not lost: they are counted centrally.
+//
+// When not to use: for objects that are got and put by *different* threads
+// (a producer/consumer hand-off): spares pile up on the putter and every get
+// on the other side goes to the central count, which is then as contended as
+// Atomic. Also not for many objects x many threads (memory as PerSlotArray).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "paygo/config.hpp"
+#include "paygo/counter.hpp"
+#include "paygo/detail/slot_cells.hpp"
+#include "paygo/detail/word.hpp"
+#include "paygo/fence.hpp"
+
+namespace paygo {
+
+using SloppyOptions = SlotCellsOptions;
+
+class Sloppy {
+ public:
+  static constexpr std::string_view kName = "sloppy";
+  static constexpr bool kCounts = true;
+  static constexpr bool kExact = true;
+
+  /// References a refill takes from the central count (one used, the rest spare).
+  static constexpr std::uint64_t kRefill = 4;
+  /// A put that would leave more spares than this returns the excess...
+  static constexpr std::uint64_t kSpareMax = 8;
+  /// ...keeping this many.
+  static constexpr std::uint64_t kSpareKeep = 4;
+
+  using Options = SloppyOptions;
+
+  class Object {
+   public:
+    explicit Object(Sloppy& c) noexcept : cells_(&c.cells_), id_(c.cells_.allocate_id()) {}
+    ~Object() { cells_->release_id(id_); }
+    Object(const Object&) = delete;
+    Object& operator=(const Object&) = delete;
+
+   private:
+    friend class Sloppy;
+    std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout; count includes spares
+    detail::SlotCells* cells_;
+    std::uint32_t id_;
+  };
+
+  class Token {
+   public:
+    Token() = default;
+    Token(Token&& o) noexcept : o_(std::exchange(o.o_, nullptr)), central_(o.central_) {}
+    Token& operator=(Token&& o) noexcept {
+      if (this != &o) {
+        reset();
+        o_ = std::exchange(o.o_, nullptr);
+        central_ = o.central_;
+      }
+      return *this;
+    }
+    ~Token() { reset(); }
+    explicit operator bool() const noexcept { return o_ != nullptr; }
+
+    /*** put: fast path ***/
+    PAYGO_INLINE void reset() noexcept {
+      if (o_ == nullptr) return;
+      Object& o = *std::exchange(o_, nullptr);
+      detail::Slot* slot = central_ ? nullptr : o.cells_->domain().current();
+      detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
+      if (c == nullptr) {
+        detail::central_put(o.word_);
+        return;
+      }
+      const auto v = static_cast<std::uint64_t>(c->load(std::memory_order_relaxed));  // sole writer
+      // Relaxed: the generation cannot change while we hold a reference (a
+      // reset needs the object dead, i.e. no reference), and the get that
+      // made this token read the word with acquire before handing it over.
+      const std::uint64_t w = o.word_.load(std::memory_order_relaxed);
+      if (((v ^ w) & detail::kGenMask) != 0 || (v & detail::kCountMask) >= kSpareMax) [[unlikely]] {
+        Sloppy::put_slow(o, *c, v, w);
+        return;
+      }
+      // Release: pairs with the acquire spare loads in Sloppy::spares(), so
+      // this holder's use of the object happens before a reclaim that counts
+      // the reference gone. A plain store: we are the cell's only writer.
+      c->store(static_cast<std::int64_t>(v + 1), std::memory_order_release);
+    }
+
+   private:
+    friend class Sloppy;
+    Token(Object* o, bool central) noexcept : o_(o), central_(central) {}
+    Object* o_ = nullptr;
+    bool central_ = false;  // a central get: put back on the word
+  };
+
+  Sloppy() : Sloppy(Options{}) {}
+  explicit Sloppy(Options options) : cells_(options) {}
+  Sloppy(const Sloppy&) = delete;
+  Sloppy& operator=(const Sloppy&) = delete;
+
+  /*** get: fast path ***/
+  PAYGO_INLINE Token get(Object& o) noexcept {
+    // Acquire: pairs with the release in central_reset()/unfreeze().
+    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
+    if (w0 & detail::kFrozen) [[unlikely]]
+      return {};
+    if (!(w0 & detail::kDistributed)) return get_central(o);
+    detail::Slot* slot = cells_.domain().current();
+    detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
+    if (c == nullptr) [[unlikely]]
+      return get_central(o);
+    const auto v = static_cast<std::uint64_t>(c->load(std::memory_order_relaxed));  // sole writer
+    if (((v ^ w0) & detail::kGenMask) != 0 || (v & detail::kCountMask) == 0) {
+      return refill(o, *c, v);  // no spare of this incarnation
+    }
+    // Take a spare. Relaxed: ordered before the re-check by the light fence.
+    c->store(static_cast<std::int64_t>(v - 1), std::memory_order_relaxed);
+    light_fence();  // pairs with heavy_fence() in try_freeze()
+    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
+    if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
+      // Back off: put the spare back. A query that saw it taken overcounts
+      // by one, which only makes that reclaim busy.
+      c->store(static_cast<std::int64_t>(v), std::memory_order_relaxed);
+      return {};
+    }
+    return Token(&o, false);
+  }
+
+  void put(Token&& t) noexcept { t.reset(); }
+
+  bool try_freeze(Object& o) noexcept;
+  std::int64_t query(const Object& o) const noexcept;
+  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
+  bool try_reclaim(Object& o) noexcept;
+  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
+    return detail::reclaim_each(*this, objs, dead);
+  }
+  /// Generation + 1, count 0: the old incarnation's spares become stale.
+  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
+  std::int64_t approx(const Object& o) const noexcept { return query(o); }
+  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
+
+  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
+  detail::SlotCells& cells() noexcept { return cells_; }
+
+ private:
+  PAYGO_INLINE static Token get_central(Object& o) noexcept {
+    if (!detail::central_tryget(o.word_)) return {};
+    return Token(&o, true);
+  }
+  PAYGO_COLD static Token refill(Object& o, detail::Cell& c, std::uint64_t v) noexcept;
+  PAYGO_COLD static void put_slow(Object& o, detail::Cell& c, std::uint64_t v,
+                                  std::uint64_t w) noexcept;
+
+  detail::SlotCells cells_;
+};
+
+static_assert(RefCounter<Sloppy>);
+
+}  // namespace paygo

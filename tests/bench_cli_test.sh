@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# bench_cli_test.sh BENCH — smoke test of `paygo-bench micro`: runs it on tiny
+# settings, checks the JSON schema and that every requested point is there
+# with positive values, and that bad arguments exit non-zero with a message.
+set -euo pipefail
+
+bench=${1:?usage: bench_cli_test.sh PATH/TO/paygo-bench}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+mapfile -t counters < <("$bench" counters)
+((${#counters[@]} >= 2)) || fail "'paygo-bench counters' listed ${#counters[@]} counters"
+printf '%s\n' "${counters[@]}" | grep -qx noop || fail "no noop baseline"
+printf '%s\n' "${counters[@]}" | grep -qx atomic || fail "no atomic baseline"
+
+echo "== micro, all counters: ${counters[*]}"
+"$bench" micro --duration 0.02 --repeat 1 --threads 1,2 --max-slots 4 \
+  --json "$tmp/micro.json" --csv "$tmp/micro.csv" >"$tmp/stdout" 2>"$tmp/stderr" ||
+  { cat "$tmp/stderr" >&2; fail "paygo-bench micro exited $?"; }
+grep -q '/noop' "$tmp/stdout" || fail "no table with ratios on stdout"
+grep -q '^\[1/' "$tmp/stderr" || fail "no progress lines on stderr"
+
+python3 - "$tmp/micro.json" "$tmp/micro.csv" "${counters[@]}" <<'PY'
+import csv, json, sys
+
+path, csv_path, counters = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(path) as f:
+    doc = json.load(f)
+
+def check(cond, msg):
+    if not cond:
+        sys.exit(f"FAIL: {msg}")
+
+check(isinstance(doc, dict), "top level is not an object")
+for key in ("machine", "results"):
+    check(key in doc, f"missing top-level key {key!r}")
+machine = doc["machine"]
+for key in ("cpu_model", "cores", "kernel", "compiler", "git_commit", "hostname", "date",
+            "membarrier"):
+    check(key in machine, f"machine lacks {key!r}")
+check(isinstance(machine["membarrier"], bool), "machine.membarrier is not a bool")
+check(isinstance(machine["cores"], int) and machine["cores"] >= 1, "machine.cores")
+
+fields = {"experiment", "workload", "counter", "io", "threads", "distributed_pct",
+          "median", "min", "max", "unit"}
+results = doc["results"]
+check(isinstance(results, list) and results, "results is empty")
+seen = {}
+for r in results:
+    check(set(r) == fields, f"result fields {sorted(r)} != {sorted(fields)}")
+    check(r["experiment"] == "micro", f"experiment {r['experiment']!r}")
+    check(r["io"] is None and r["distributed_pct"] is None, "io/distributed_pct not null")
+    check(isinstance(r["threads"], int) and r["threads"] >= 1, f"threads {r['threads']!r}")
+    want_unit = "s" if r["workload"] == "query" else "ops/s"
+    check(r["unit"] == want_unit, f"{r['workload']}: unit {r['unit']!r}, want {want_unit!r}")
+    for k in ("median", "min", "max"):
+        check(isinstance(r[k], (int, float)) and r[k] > 0, f"{r}: {k} not positive")
+    check(r["min"] <= r["median"] <= r["max"], f"{r}: min <= median <= max violated")
+    key = (r["counter"], r["workload"], r["threads"])
+    check(key not in seen, f"duplicate point {key}")
+    seen[key] = r
+
+expected = set()
+for c in counters:
+    expected |= {(c, "hot", 1), (c, "hot", 2), (c, "single", 1)}
+    expected |= {(c, "query", s) for s in (1, 2, 4)}
+missing = expected - set(seen)
+check(not missing, f"missing points: {sorted(missing)}")
+check(not set(seen) - expected, f"unexpected points: {sorted(set(seen) - expected)}")
+
+with open(csv_path) as f:
+    rows = list(csv.DictReader(f))
+check(len(rows) == len(results), f"CSV has {len(rows)} rows, JSON {len(results)}")
+check(rows and set(rows[0]) == fields, f"CSV columns {list(rows[0]) if rows else []}")
+print(f"ok: {len(results)} points, {len(counters)} counters")
+PY
+
+echo "== one counter, one workload"
+"$bench" micro --counters atomic --workloads single --duration 0.01 --repeat 2 \
+  --json "$tmp/one.json" >/dev/null 2>&1 || fail "single-counter run failed"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; \
+  assert [(x["counter"],x["workload"],x["threads"]) for x in r]==[("atomic","single",1)], r' \
+  "$tmp/one.json" || fail "single-counter run produced the wrong points"
+
+echo "== bad arguments"
+# Each case is run after valid tiny settings (a repeated option takes the
+# last value), so only the bad argument can be the reason for the error.
+expect_usage_error() {
+  local rc=0
+  "$bench" micro --duration 0.01 --repeat 1 --max-slots 2 "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+  ((rc == 2)) || fail "'micro $*' exited $rc, want 2 (bad arguments)"
+  [[ -s $tmp/err ]] || fail "'micro $*' printed no message on stderr"
+  if grep -q 'terminate called\|Aborted' "$tmp/err"; then fail "'micro $*' crashed"; fi
+  echo "ok: micro $* -> exit $rc: $(head -n1 "$tmp/err")"
+}
+expect_usage_error --counters no-such-counter
+expect_usage_error --threads ""
+expect_usage_error --threads 0
+expect_usage_error --duration 0
+expect_usage_error --duration -1
+expect_usage_error --duration nan
+expect_usage_error --workloads no-such-workload
+expect_usage_error --repeat 0
+expect_usage_error --max-slots 0
+expect_usage_error --json "$tmp/no-such-dir/x.json"
+expect_usage_error --no-such-flag
+echo "PASS"

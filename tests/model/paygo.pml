@@ -1,0 +1,637 @@
+/*
+ * paygo.pml — Promela model of the PAYGO freeze/query protocol as
+ * implemented in include/paygo/counters/paygo.hpp, src/paygo.cpp,
+ * include/paygo/detail/word.hpp and src/domain.cpp.
+ * docs/verification.md maps every labelled step to the code line it stands
+ * for; tests/model/run_model.sh checks every variant.
+ *
+ * Actors
+ *   T0         reader thread, owns slot 0 from the start. Up to GETS0 gets
+ *              of the object O; each token is put on the home slot or
+ *              handed to T1 (migration). It may also take and release a
+ *              token of another object X in the same entry (entry reuse).
+ *              Then it exits: its slot is retired.
+ *   T1         reader thread without a slot; registers on its first get
+ *              (adopting slot 0 if T0 retired it, else taking slot 1).
+ *              Puts the tokens T0 hands it: home put if it now owns the
+ *              token's home slot, else the anchor.
+ *   Reclaimer  the cache: up to ATTEMPTS try_reclaim (or reclaim_batch)
+ *              calls on O, and RESETS recycles (reset) of a dead O.
+ *   Flusher    x86-TSO: drains the oldest entry of any reader's store
+ *              buffer, at any time.
+ *
+ * Probe window: 1 entry per slot table (every object hashes to it), so an
+ * entry held by X forces O's gets to the central word (window full).
+ *
+ * Weak memory: x86-TSO. Each reader has a FIFO store buffer for its plain
+ * stores (entry.local, entry.obj). Its loads of its own entry read the
+ * buffer first (store forwarding). Locked RMWs (fetch_or, fetch_sub, CAS)
+ * and the registry mutex drain the buffer and act atomically on memory.
+ * The reclaimer's plain stores (mask reset in kill, word store in reset)
+ * are each followed by a locked RMW or by nothing that reads back, so they
+ * are modelled as sequentially consistent (docs/verification.md).
+ *
+ * Variants (-D):
+ *   MEMBARRIER          light_fence = compiler barrier (no drain),
+ *                       heavy_fence = every reader's buffer drained.
+ *                       Default: seq_cst fences: light_fence = drain own
+ *                       buffer (mfence), heavy_fence = no-op (the freeze
+ *                       CAS already was a locked instruction).
+ *   BATCH               reclaim_batch: freeze, one heavy fence, scan every
+ *                       entry of every table (mask ignored).
+ *   SHARED_GROUP        both slots in one mask group (group_size 2).
+ *   BROKEN_GROUP_RULE   the seed's rule: a query clears a group's bit when
+ *                       that group's sum reads 0, even if the reclaim fails.
+ *   NO_READER_FENCE     get() without light_fence (use without MEMBARRIER).
+ *   NO_GENERATION_CHECK get() checks only FROZEN on the word re-read.
+ *   NO_HEAVY_FENCE      try_freeze() without heavy_fence (with MEMBARRIER).
+ * Bounds: BUF (store buffer entries), GETS0, GETS1, GETSX, ATTEMPTS,
+ * RESETS, LIMIT (Options::local_limit).
+ */
+
+#ifndef BUF
+#define BUF 2
+#endif
+#ifndef GETS0
+#define GETS0 2
+#endif
+#ifndef GETS1
+#define GETS1 1
+#endif
+#ifndef GETSX
+#define GETSX 1
+#endif
+#ifndef ATTEMPTS
+#define ATTEMPTS 2
+#endif
+#ifndef RESETS
+#define RESETS 1
+#endif
+#ifndef LIMIT
+#define LIMIT 1
+#endif
+
+#define NT 2        /* reader threads T0, T1 */
+#define NS 2        /* slots (max_slots) */
+#define NOSLOT 255
+#define NOOBJ 0     /* entry.obj == nullptr */
+#define O 1         /* the object being reclaimed */
+#define X 2         /* another object sharing the entry */
+#define CENTRAL 0   /* token kinds */
+#define DIST 1
+
+#ifdef SHARED_GROUP
+#define GBIT(s) 1
+#else
+#define GBIT(s) (1 << (s))
+#endif
+
+/* ---- shared memory ------------------------------------------------------ */
+/* Object::word_ of O: central count, FROZEN, DEAD, generation.
+ * (DISTRIBUTED is always set: every get takes the distributed path unless
+ * it falls back.) */
+short ccount;
+bit frozen;
+bit dead;
+byte gen;
+/* Object::mask_ of O */
+byte mask;
+/* slot tables: one PaygoEntry per slot */
+byte eobj[NS];
+short elocal[NS];
+short eanchor[NS];
+/* Slot::payload != nullptr (the table exists) */
+bit tbl[NS];
+/* Slot::owner: 0 = none (retired or never registered), t+1 = thread t */
+byte owner[NS];
+bit retired0;   /* registry free list: slot 0 retired */
+bit used1;      /* slot 1 handed out: Registry::high_water == 2 */
+
+/* ---- x86-TSO store buffers ---------------------------------------------- */
+/* address of a plain-stored location:
+ * 3*s = elocal[s], 3*s+1 = eobj[s], 3*s+2 = tbl[s] (Slot::payload) */
+#define ALOC(s) (3 * (s))
+#define AOBJ(s) (3 * (s) + 1)
+#define ATBL(s) (3 * (s) + 2)
+typedef SB {
+  byte cnt;
+  byte a[BUF];
+  short v[BUF]
+};
+SB sb[NT];
+byte k;      /* scratch for the d_step helpers; always left 0 */
+short sc;    /* scratch */
+
+/* ---- ghost state --------------------------------------------------------- */
+byte live[RESETS + 1];    /* live tokens of O, per incarnation */
+bit killed[RESETS + 1];   /* incarnation found dead by a reclaimer */
+byte liveX;               /* live tokens of X */
+bit done0;
+bit done1;
+
+/* Tokens handed from T0 to T1 (migration): {kind, home slot, incarnation}.
+ * The hand-off itself is a ghost: it does not drain T0's buffer, which
+ * allows strictly more behaviours than any real hand-off. */
+chan mb = [GETS0] of { byte, byte, byte };
+
+/* ---- helpers (only ever used inside d_step / atomic) --------------------- */
+inline flush1(t) {
+  printf("@ T%d store reaches memory: [slot %d, field %d (0 local, 1 obj, 2 table)] = %d\n",
+         t, sb[t].a[0] / 3, sb[t].a[0] % 3, sb[t].v[0]);
+  if
+  :: (sb[t].a[0] % 3) == 0 -> elocal[sb[t].a[0] / 3] = sb[t].v[0]
+  :: (sb[t].a[0] % 3) == 1 -> eobj[sb[t].a[0] / 3] = sb[t].v[0]
+  :: else -> tbl[sb[t].a[0] / 3] = sb[t].v[0]
+  fi;
+  k = 1;
+  do
+  :: k < sb[t].cnt -> sb[t].a[k - 1] = sb[t].a[k]; sb[t].v[k - 1] = sb[t].v[k]; k++
+  :: else -> break
+  od;
+  sb[t].cnt--;
+  sb[t].a[sb[t].cnt] = 0;
+  sb[t].v[sb[t].cnt] = 0;
+  k = 0
+}
+
+inline drain(t) {
+  do
+  :: sb[t].cnt > 0 -> flush1(t)
+  :: else -> break
+  od
+}
+
+/* store: append to own buffer (blocks while the buffer is full) */
+inline st(t, addr, val) {
+  sb[t].a[sb[t].cnt] = addr;
+  sb[t].v[sb[t].cnt] = val;
+  sb[t].cnt++
+}
+
+/* load of a location this thread writes: own buffer first, then memory */
+inline vlocal(t, s, r) {
+  r = elocal[s];
+  k = 0;
+  do
+  :: k < sb[t].cnt -> if :: sb[t].a[k] == ALOC(s) -> r = sb[t].v[k] :: else fi; k++
+  :: else -> break
+  od;
+  k = 0
+}
+inline vobj(t, s, r) {
+  r = eobj[s];
+  k = 0;
+  do
+  :: k < sb[t].cnt -> if :: sb[t].a[k] == AOBJ(s) -> r = sb[t].v[k] :: else fi; k++
+  :: else -> break
+  od;
+  k = 0
+}
+inline vtbl(t, s, r) {
+  r = tbl[s];
+  k = 0;
+  do
+  :: k < sb[t].cnt -> if :: sb[t].a[k] == ATBL(s) -> r = sb[t].v[k] :: else fi; k++
+  :: else -> break
+  od;
+  k = 0
+}
+
+/* ghost: the newest value of elocal[s] anywhere (buffers or memory) */
+inline latest_local(s, r) {
+  vlocal(0, s, r);
+  if :: r == elocal[s] -> vlocal(1, s, r) :: else fi
+}
+
+/* ghost check after every put: the entry's count is never negative */
+inline check_nonneg(s) {
+  latest_local(s, sc);
+  assert(sc + eanchor[s] >= 0);
+  sc = 0
+}
+
+/* ---- reader: Paygo::claim() for object `ob` ------------------------------
+ * Sets e = 1 if the entry of `slot` now holds `ob` with local < LIMIT,
+ * e = 0 if the get must fall back to the central word. Each inline is
+ * expanded once per proctype, so its labels are unique. */
+inline claim(ob) {
+  /* get() fast path: slot->payload, e->obj, e->local (relaxed; locations
+   * only this thread writes, so one step) */
+  d_step { vtbl(me, slot, ov); tv = ov; vobj(me, slot, ov); vlocal(me, slot, lv) };
+  if
+  :: tv && ov == ob && lv < LIMIT -> e = 1
+  :: else ->
+     if
+     :: !tv ->
+        /* make_table(): entries zeroed, then payload.store(t, release)
+         * (a plain store on x86: buffered) */
+c_make_table:
+        d_step { sb[me].cnt < BUF; st(me, ATBL(slot), 1) }
+     :: else
+     fi;
+     /* claim(): anchor (acquire) */
+c_anchor:
+     av = eanchor[slot];
+     if
+     :: ov == ob ->
+        /* saturated: fold the anchor back, anchor first, then local */
+        if
+        :: av < 0 ->
+c_sat_fold:
+           d_step { drain(me); eanchor[slot] = eanchor[slot] - av;
+                    printf("@ T%d claim: saturated, fold anchor %d\n", me, av) };
+c_sat_local:
+           d_step { sb[me].cnt < BUF; st(me, ALOC(slot), lv + av) };
+           if :: lv + av < LIMIT -> e = 1 :: else -> e = 0 fi
+        :: else -> e = 0
+        fi
+     :: ov != ob && lv + av == 0 ->
+        /* reuse a free entry: fold the anchor away, then retarget obj */
+c_free_anchor:
+        a2 = eanchor[slot];
+        if
+        :: a2 != 0 ->
+c_free_fold:
+           d_step { drain(me); eanchor[slot] = eanchor[slot] - a2;
+                    printf("@ T%d claim: free entry, fold anchor %d\n", me, a2) };
+c_free_local:
+           d_step { sb[me].cnt < BUF; vlocal(me, slot, lv); st(me, ALOC(slot), lv + a2) }
+        :: else
+        fi;
+c_retarget:
+        d_step { sb[me].cnt < BUF; st(me, AOBJ(slot), ob);
+                 printf("@ T%d claim: entry %d obj := %d (buffered)\n", me, slot, ob) };
+        e = 1
+     :: else -> e = 0  /* window full */
+     fi
+  fi;
+  ov = 0; lv = 0; av = 0; a2 = 0; tv = 0
+}
+
+/* ---- reader: Paygo::get(cob) ----------------------------------------------
+ * On success ok = 1 and {tkind, tslot, tgen} describe the token. For X only
+ * the effect on the shared entry is modelled (claim, local + 1); X's word,
+ * mask and fence are not, and X's central fallback is not modelled. */
+inline get_any() {
+  ok = 0;
+  if
+  :: cob == O ->
+     /* w0 = word.load(acquire); FROZEN -> fail */
+g_w0:
+     d_step { w0f = frozen; w0g = gen;
+              printf("@ T%d get: w0 gen=%d frozen=%d\n", me, w0g, w0f) }
+  :: else
+  fi;
+  if
+  :: w0f -> skip                       /* FROZEN: fail */
+  :: else ->
+     if
+     :: slot == NOSLOT ->
+        /* Domain::current_slow(): adopt a retired slot or take a new one,
+         * under the registry mutex (a locked instruction: drains) */
+g_register:
+        d_step {
+          drain(me);
+          if
+          :: retired0 -> retired0 = 0; slot = 0
+          :: else -> used1 = 1; slot = 1
+          fi;
+          owner[slot] = me + 1;
+          printf("@ T%d registers: slot %d\n", me, slot)
+        }
+     :: else
+     fi;
+     claim(cob);
+     if
+     :: e && cob == X ->
+x_inc:
+        d_step { sb[me].cnt < BUF; vlocal(me, slot, l); st(me, ALOC(slot), l + 1);
+                 liveX++; ok = 1 }
+     :: e && cob == O ->
+        /* const l = e->local.load(); e->local.store(l + 1) */
+g_inc:
+        d_step { sb[me].cnt < BUF; vlocal(me, slot, l); st(me, ALOC(slot), l + 1);
+                 printf("@ T%d get: local[%d] := %d (buffered)\n", me, slot, l + 1) };
+        /* if (!(mask.load() & group_bit)) mask.fetch_or(group_bit) */
+g_mask:
+        if
+        :: d_step { (mask & GBIT(slot)) != 0 ->
+                    printf("@ T%d get: mask=%d has the bit: skip fetch_or\n", me, mask) }
+        :: else ->
+g_fetch_or:
+           d_step { drain(me); mask = mask | GBIT(slot);
+                    printf("@ T%d get: mask.fetch_or -> %d\n", me, mask) }
+        fi;
+        /* light_fence() */
+g_fence:
+#if defined(MEMBARRIER) || defined(NO_READER_FENCE)
+        skip;                          /* compiler barrier only / missing */
+#else
+        d_step { drain(me); printf("@ T%d get: light fence (drain)\n", me) };  /* mfence */
+#endif
+        /* w1 = word.load(); generation changed or FROZEN -> back off */
+g_w1:
+        d_step {
+#ifdef NO_GENERATION_CHECK
+          if
+          :: frozen -> e = 0
+#else
+          if
+          :: gen != w0g || frozen -> e = 0
+#endif
+             ; printf("@ T%d get: w1 gen=%d frozen=%d: back off\n", me, gen, frozen)
+          :: else ->
+             ok = 1; tkind = DIST; tslot = slot; tgen = w0g;
+             /* safety: no get succeeds on a dead incarnation */
+             printf("@ T%d get: w1 gen=%d frozen=%d: SUCCESS, token on slot %d\n", me, gen, frozen, slot);
+             assert(!killed[tgen]);
+             live[tgen]++
+          fi
+        };
+        if
+        :: !ok ->
+g_undo:
+           d_step { sb[me].cnt < BUF; st(me, ALOC(slot), l);
+                    printf("@ T%d get: undo local[%d] := %d (buffered)\n", me, slot, l) }
+        :: else
+        fi
+     :: !e && cob == O ->
+        /* get_central(): CAS loop that refuses FROZEN (locked: drains) */
+g_central:
+        d_step {
+          drain(me);
+          if
+          :: !frozen ->
+             ccount++; ok = 1; tkind = CENTRAL; tslot = NOSLOT; tgen = gen;
+             printf("@ T%d get: central CAS, count=%d\n", me, ccount);
+             assert(!killed[tgen]);
+             live[tgen]++
+          :: else
+          fi
+        }
+     :: else                           /* X goes central: not modelled */
+     fi
+  fi;
+  w0f = 0; w0g = 0; e = 0; l = 0
+}
+
+/* ---- reader: Token::reset() ----------------------------------------------- */
+inline put_tok(kind, hs, g) {
+  if
+  :: kind == CENTRAL ->
+     /* central_put(): word.fetch_sub(1, release) */
+p_central:
+     d_step { drain(me); ccount--; live[g]--;
+              printf("@ T%d put: central, count=%d\n", me, ccount); assert(ccount >= 0) }
+  :: else ->
+     /* home_->owner.load() == this_thread_tag() ? (only the caller can
+      * make this true, so the load is folded into the put's step) */
+     if
+     :: owner[hs] == me + 1 ->
+        /* home put: local.store(local.load() - 1) */
+p_home:
+        d_step { sb[me].cnt < BUF; vlocal(me, hs, lv); st(me, ALOC(hs), lv - 1);
+                 printf("@ T%d put: home, local[%d] := %d (buffered)\n", me, hs, lv - 1); lv = 0;
+                 live[g]--; check_nonneg(hs) }
+     :: else ->
+        /* migration tax: anchor.fetch_sub(1) (locked: drains) */
+p_anchor:
+        d_step { drain(me); eanchor[hs]--; live[g]--;
+                 printf("@ T%d put: anchor[%d] -> %d\n", me, hs, eanchor[hs]); check_nonneg(hs) }
+     fi
+  fi
+}
+
+/* ---- T0: reader with slot 0, migrates tokens, reuses its entry, exits ---- */
+proctype T0() {
+  byte me = 0;
+  byte slot = 0;
+  bit ok, e, w0f, tv;
+  byte cob, w0g, ov, tkind, tslot, tgen, nO, nX;
+  short l, lv, av, a2;
+  bit hX;  /* holds a token of X */
+  byte pk, ps, pg;  /* token being put */
+
+  do
+  :: nO < GETS0 || (nX < GETSX && !hX) ->
+     if
+     :: nO < GETS0 -> nO++; cob = O
+     :: nX < GETSX && !hX -> nX++; cob = X
+     fi;
+     get_any();
+     if
+     :: ok && cob == X -> hX = 1
+     :: ok && cob == O ->
+        if
+        :: pk = tkind; ps = tslot; pg = tgen;
+           put_tok(pk, ps, pg);                  /* put at home */
+           pk = 0; ps = 0; pg = 0
+        :: mb!tkind, tslot, tgen                  /* migrate to T1 */
+        fi
+     :: else
+     fi;
+     ok = 0; tkind = 0; tslot = 0; tgen = 0; cob = 0
+  :: hX ->
+     /* put(X): a home put, local.store(local.load() - 1) */
+x_put:
+     d_step { sb[me].cnt < BUF; vlocal(me, slot, lv); st(me, ALOC(slot), lv - 1); lv = 0;
+              liveX--; hX = 0; check_nonneg(slot) }
+  :: !hX -> break
+  od;
+  /* thread exit: ~ThreadSlots retires the slot under the registry mutex */
+t0_exit:
+  atomic { drain(me); owner[0] = 0; retired0 = 1; done0 = 1; printf("@ T0 exits: slot 0 retired\n") }  /* d_step: no jump target */
+}
+
+/* ---- T1: reader without a slot; puts T0's migrated tokens ---------------- */
+proctype T1() {
+  byte me = 1;
+  byte slot = NOSLOT;
+  bit ok, e, w0f, tv;
+  byte cob = O;
+  byte w0g, ov, tkind, tslot, tgen, n;
+  short l, lv, av, a2;
+  bit h;                 /* holds its own token */
+  byte hk, hs, hg;       /* its own token */
+  byte pk, ps, pg;       /* token being put */
+
+end_t1:
+  do
+  :: n < GETS1 && !h ->
+     n++;
+     get_any();
+     if
+     :: ok -> h = 1; hk = tkind; hs = tslot; hg = tgen
+     :: else
+     fi;
+     ok = 0; tkind = 0; tslot = 0; tgen = 0
+  :: h || nempty(mb) ->
+     if
+     :: h -> pk = hk; ps = hs; pg = hg; h = 0; hk = 0; hs = 0; hg = 0
+     :: mb?pk, ps, pg                             /* a migrated token */
+     fi;
+     put_tok(pk, ps, pg);
+     pk = 0; ps = 0; pg = 0
+  :: done0 && empty(mb) -> break  /* may end holding its own token */
+  od;
+  done1 = 1
+}
+
+/* ---- Reclaimer: try_reclaim / reclaim_batch, then reset ------------------ */
+proctype Reclaimer() {
+  byte att, nres, m, s, hw;
+  bit t;
+  short sum, gs;
+  bit fz;
+  byte o;
+
+  do
+  :: att < ATTEMPTS ->
+     att++;
+     /* central_tryfreeze(): CAS {count 0, !FROZEN} -> FROZEN (locked) */
+r_freeze:
+     d_step {
+       if
+       :: ccount == 0 && !frozen -> frozen = 1; fz = 1
+       :: else -> fz = 0
+       fi;
+       printf("@ R freeze (gen %d): frozen by us = %d\n", gen, fz)
+     };
+     if
+     :: fz ->
+        /* heavy_fence() */
+r_heavy:
+#if defined(MEMBARRIER) && !defined(NO_HEAVY_FENCE)
+        d_step { drain(0); drain(1); printf("@ R heavy fence: all buffers drained\n") };
+#else
+        skip;                            /* seq_cst fence after a locked CAS */
+#endif
+        /* sum_masked(): mask = mask_.load() (reclaim_batch ignores it) */
+r_mask:
+#ifdef BATCH
+        m = 255;
+#else
+        d_step { m = mask; printf("@ R mask = %d\n", m) };
+#endif
+        /* hw = domain_.high_water() (acquire) */
+r_hw:
+        hw = (used1 -> 2 : 1);
+        sum = 0;
+        s = 0;
+        do
+        :: s < NS ->
+           gs = 0;
+           if
+           :: (m & GBIT(s)) != 0 && s < hw ->
+              /* t = slot(s).payload.load(acquire); nullptr -> next slot */
+r_table:
+              t = tbl[s];
+r_obj:
+              d_step { o = (t -> eobj[s] : NOOBJ); printf("@ R slot %d: table %d obj %d\n", s, t, o) };
+              if
+              :: o == O ->
+r_local:
+                 d_step { gs = gs + elocal[s]; printf("@ R slot %d: local %d\n", s, elocal[s]) };
+r_anchor:
+                 d_step { gs = gs + eanchor[s]; printf("@ R slot %d: anchor %d\n", s, eanchor[s]) }
+              :: else
+              fi
+           :: else
+           fi;
+#ifdef BROKEN_GROUP_RULE
+           /* the seed: clear the group's bit when its count reads 0 */
+           if
+#ifdef SHARED_GROUP
+           :: (m & GBIT(s)) != 0 && s == NS - 1 && sum + gs == 0 ->
+#else
+           :: (m & GBIT(s)) != 0 && gs == 0 ->
+#endif
+r_broken_clear:
+              d_step { mask = mask & ~GBIT(s); printf("@ R BROKEN rule: clear bit, mask = %d\n", mask) }
+           :: else
+           fi;
+#endif
+           sum = sum + gs;
+           s++
+        :: else -> break
+        od;
+        o = 0; gs = 0; s = 0; m = 0; hw = 0; t = 0;
+        /* counts never negative: a scan after the fence never reads < 0 */
+        assert(sum >= 0);
+        if
+        :: sum != 0 ->
+           /* busy: central_unfreeze() */
+r_unfreeze:
+           d_step { frozen = 0; printf("@ R sum %d: busy, unfreeze\n", sum) }
+        :: else ->
+           /* kill(): mask_.store(0); word.fetch_or(DEAD) */
+r_kill:
+           d_step {
+             /* safety: dead only if no token of this incarnation is live */
+             assert(live[gen] == 0);
+             printf("@ R sum 0: DEAD (gen %d), mask = 0; live tokens of gen %d: %d\n", gen, gen, live[gen]);
+             killed[gen] = 1;
+             mask = 0;
+             dead = 1
+           };
+           if
+           :: nres < RESETS ->
+              /* reset(): count 0, generation + 1, clear FROZEN/DEAD */
+r_reset:
+              d_step { nres++; gen++; frozen = 0; dead = 0; printf("@ R reset: gen %d\n", gen) }
+           :: skip
+           fi
+        fi;
+        sum = 0; fz = 0
+     :: else
+     fi
+  :: else -> break
+  od;
+
+  /* quiescence: every reader done, every buffer drained */
+r_final:
+  (done0 && done1 && sb[0].cnt == 0 && sb[1].cnt == 0);
+  d_step {
+    /* no lost count: the true count of O is its live tokens; X's and
+     * free entries count 0; no entry is negative */
+    sc = ccount;
+    s = 0;
+    do
+    :: s < NS ->
+       assert(elocal[s] + eanchor[s] >= 0);
+       if
+       :: eobj[s] == O -> sc = sc + elocal[s] + eanchor[s]
+       :: else -> assert(elocal[s] + eanchor[s] == 0)  /* X: liveX == 0 here */
+       fi;
+       s++
+    :: else -> break
+    od;
+    assert(liveX == 0);
+    assert(sc == live[gen]);
+    s = 0;
+    do
+    :: s < gen -> assert(live[s] == 0); s++
+    :: else -> break
+    od;
+    sc = 0; s = 0
+  }
+}
+
+/* ---- TSO: buffered stores reach memory in order, at any time ------------- */
+proctype Flusher() {
+end_flush:
+  do
+  :: d_step { sb[0].cnt > 0 -> flush1(0) }
+  :: d_step { sb[1].cnt > 0 -> flush1(1) }
+  od
+}
+
+init {
+  atomic {
+    owner[0] = 1;  /* T0 registered slot 0 */
+    run Flusher();
+    run T0();
+    run T1();
+    run Reclaimer()
+  }
+}

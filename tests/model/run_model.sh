@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# run_model.sh — exhaustive SPIN check of tests/model/paygo.pml.
+#
+# For every variant: spin -a, cc, ./pan. Correct variants must finish a full
+# state-space search with "errors: 0" (no truncation, no depth limit hit);
+# broken variants must produce a counterexample (errors > 0 and a trail).
+# Prints one line per variant; exits non-zero on any unexpected result.
+#
+# Usage: run_model.sh [VARIANT...]   (default: all; names as in the table)
+# Env:   PAYGO_MODEL_VERBOSE=1  also print each counterexample (replayed trail)
+#        PAYGO_MODEL_KEEP=DIR   copy the scratch files (pan.c, trails) to DIR
+#        CC                     C compiler for pan (default: cc)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+model="$here/paygo.pml"
+cc="${CC:-cc}"
+
+for tool in spin "$cc"; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "run_model.sh: '$tool' not found (apt-get install spin gcc)" >&2
+    exit 2
+  fi
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/paygo-model.XXXXXX")"
+cleanup() {
+  if [[ -n "${PAYGO_MODEL_KEEP:-}" ]]; then
+    mkdir -p "$PAYGO_MODEL_KEEP" && cp -r "$work"/. "$PAYGO_MODEL_KEEP"/
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# name | expect (ok|cex) | spin -D flags | pan.c compile flags
+variants=(
+  "seq_cst|ok||"
+  "membarrier|ok|-DMEMBARRIER|"
+  "seq_cst_batch|ok|-DBATCH|"
+  "membarrier_batch|ok|-DMEMBARRIER -DBATCH|"
+  "seq_cst_shared_group|ok|-DSHARED_GROUP|"
+  "membarrier_shared_group|ok|-DMEMBARRIER -DSHARED_GROUP|"
+  "seq_cst_buf3|ok|-DBUF=3|"
+  "membarrier_big|ok|-DMEMBARRIER -DBUF=3 -DGETS1=2 -DATTEMPTS=3|-DCOLLAPSE"
+  "broken_group_rule|cex|-DBROKEN_GROUP_RULE|"
+  "broken_group_rule_membarrier|cex|-DMEMBARRIER -DBROKEN_GROUP_RULE|"
+  "no_reader_fence|cex|-DNO_READER_FENCE|"
+  "no_generation_check|cex|-DNO_GENERATION_CHECK|"
+  "no_heavy_fence_membarrier|cex|-DMEMBARRIER -DNO_HEAVY_FENCE|"
+)
+
+selected=("$@")
+want() {
+  [[ ${#selected[@]} -eq 0 ]] && return 0
+  local s
+  for s in "${selected[@]}"; do [[ "$s" == "$1" ]] && return 0; done
+  return 1
+}
+
+failures=0
+ran=0
+printf '%-30s %-6s %-8s %7s %12s %6s %8s  %s\n' \
+  variant expect result errors states depth pan_s flags
+for v in "${variants[@]}"; do
+  IFS='|' read -r name expect dflags ccflags <<<"$v"
+  want "$name" || continue
+  ran=$((ran + 1))
+  dir="$work/$name"
+  mkdir -p "$dir"
+  # shellcheck disable=SC2086  # flag lists are meant to split
+  if ! (cd "$dir" && spin -a $dflags "$model" >spin.log 2>&1 &&
+    "$cc" -O2 -w $ccflags -o pan pan.c >cc.log 2>&1); then
+    echo "$name: spin -a or cc failed:" >&2
+    cat "$dir/spin.log" "$dir/cc.log" >&2 2>/dev/null || true
+    failures=$((failures + 1))
+    continue
+  fi
+  # -m: depth bound far above the model's (~250); -w26: 2^26 hash slots.
+  # Default pan: stops at the first error, which is what a broken variant needs.
+  (cd "$dir" && ./pan -m1000000 -w26 >pan.log 2>&1) || true
+  log="$dir/pan.log"
+  errors="$(sed -n 's/.*errors: \([0-9][0-9]*\).*/\1/p' "$log" | tail -1)"
+  states="$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$log" | tail -1)"
+  depth="$(sed -n 's/.*depth reached \([0-9]*\).*/\1/p' "$log" | tail -1)"
+  secs="$(sed -n 's/^pan: elapsed time \([0-9.e+-]*\) seconds.*/\1/p' "$log" | tail -1)"
+  result=ok
+  if [[ -z "$errors" ]]; then
+    result="NO-RESULT"
+  elif [[ "$expect" == ok ]]; then
+    if [[ "$errors" != 0 ]]; then
+      result="UNEXPECTED-COUNTEREXAMPLE"
+    elif grep -qiE 'search not completed|max search depth too small|out of memory|hash table is full' "$log"; then
+      result="INCOMPLETE"
+    elif ! grep -q 'Full statespace search' "$log"; then
+      result="NOT-EXHAUSTIVE"
+    fi
+  else
+    if [[ "$errors" == 0 ]]; then
+      result="NO-COUNTEREXAMPLE"
+    elif ! ls "$dir"/*.trail >/dev/null 2>&1; then
+      result="NO-TRAIL"
+    fi
+  fi
+  printf '%-30s %-6s %-8s %7s %12s %6s %8s  %s\n' \
+    "$name" "$expect" "$result" "${errors:-?}" "${states:-?}" "${depth:-?}" "${secs:-?}" \
+    "${dflags:-(none)}${ccflags:+ cc:$ccflags}"
+  if [[ "$expect" == cex && -n "$errors" && "$errors" != 0 ]]; then
+    # Replay the trail: the model's printf lines ("@ ...") and the assertion.
+    # shellcheck disable=SC2086
+    (cd "$dir" && spin -t -k "$(ls ./*.trail | head -1)" $dflags "$model" >trail.log 2>&1) || true
+    failed="$(grep -m1 'text of failed assertion' "$dir/trail.log" | sed 's/.*assertion: //')"
+    echo "    counterexample: ${failed:-see trail} ($(grep -c '@ ' "$dir/trail.log" || true) steps printed)"
+    if [[ "${PAYGO_MODEL_VERBOSE:-0}" == 1 ]]; then
+      grep -E '@ |assertion' "$dir/trail.log" | sed 's/^ */      /'
+    fi
+  fi
+  if [[ "$result" != ok ]]; then
+    failures=$((failures + 1))
+    echo "---- $name: pan output ----" >&2
+    cat "$log" >&2
+  fi
+done
+
+if [[ $ran -eq 0 ]]; then
+  echo "run_model.sh: no such variant: ${selected[*]}" >&2
+  exit 2
+fi
+if [[ $failures -ne 0 ]]; then
+  echo "run_model.sh: $failures of $ran variants gave an unexpected result" >&2
+  exit 1
+fi
+echo "run_model.sh: all $ran variants as expected"
