@@ -21,6 +21,8 @@ SHELL := /bin/bash
 # additions append: DEB_PACKAGES += python3-matplotlib
 DEB_PACKAGES := g++ cmake ninja-build libgtest-dev libbenchmark-dev libcli11-dev libfmt-dev \
                 nlohmann-json3-dev clang-format python3
+# The SPIN model checker for tests/model/ (ctest: spin_model).
+DEB_PACKAGES += spin
 
 JOBS ?= 2
 export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)

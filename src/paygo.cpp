@@ -29,14 +29,14 @@ Paygo::~Paygo() {
   for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
     if (auto* t =
             static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire))) {
-      ::operator delete(t, std::align_val_t{alignof(PaygoTable)});
+      ::operator delete (t, std::align_val_t{alignof(PaygoTable)});
     }
   }
 }
 
 PaygoTable* Paygo::make_table(detail::Slot& slot) noexcept {
-  void* mem = ::operator new(sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries,
-                             std::align_val_t{alignof(PaygoTable)}, std::nothrow);
+  void* mem = ::operator new (sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries,
+                              std::align_val_t{alignof(PaygoTable)}, std::nothrow);
   if (mem == nullptr) return nullptr;
   auto* t = new (mem) PaygoTable;
   for (std::uint32_t i = 0; i < opt_.table_entries; ++i) new (t->entries() + i) PaygoEntry;

@@ -332,14 +332,13 @@ g_fence:
         /* w1 = word.load(); generation changed or FROZEN -> back off */
 g_w1:
         d_step {
+          if
 #ifdef NO_GENERATION_CHECK
-          if
-          :: frozen -> e = 0
+          :: frozen ->                 /* the generation is ignored */
 #else
-          if
-          :: gen != w0g || frozen -> e = 0
+          :: gen != w0g || frozen ->
 #endif
-             ; printf("@ T%d get: w1 gen=%d frozen=%d: back off\n", me, gen, frozen)
+             printf("@ T%d get: w1 gen=%d frozen=%d: back off\n", me, gen, frozen)
           :: else ->
              ok = 1; tkind = DIST; tslot = slot; tgen = w0g;
              /* safety: no get succeeds on a dead incarnation */
@@ -356,7 +355,9 @@ g_undo:
         :: else
         fi
      :: !e && cob == O ->
-        /* get_central(): CAS loop that refuses FROZEN (locked: drains) */
+        /* get_central() -> central_tryget(): load; FROZEN -> fail; CAS
+         * w -> w + 1, retried on failure. One atomic step: a failed CAS
+         * re-reads, so only the successful CAS (locked: drains) matters. */
 g_central:
         d_step {
           drain(me);

@@ -183,7 +183,7 @@ class Paygo {
       }
     }
     if (e == nullptr) [[unlikely]] {
-      table = find_table();  // registers the slot, makes the table
+      table = find_table();                         // registers the slot, makes the table
       if (table == nullptr) return get_central(o);  // more threads than slots
       e = claim(*table, o);
       if (e == nullptr) return get_central(o);  // window full or saturated
