@@ -2,7 +2,10 @@
 // find_package(paygo), takes and releases references, and reclaims.
 // Exit code 0 on success, 1 with a message otherwise.
 #include <cstdio>
+#include <fstream>
+#include <paygo/cache/page_cache.hpp>
 #include <paygo/paygo.hpp>
+#include <string>
 #include <thread>
 
 namespace {
@@ -36,6 +39,24 @@ int main() {
   check(static_cast<bool>(again), "get failed after reset()");
   again.reset();
   check(counter.try_reclaim(obj), "try_reclaim failed after reset and release");
+
+  // The page cache from the installed headers, as in the README.
+  const std::string path = "paygo-consumer-blocks";
+  std::ofstream(path, std::ios::binary) << std::string(3 * 4096, 'p');
+  paygo::cache::PageCache<paygo::Paygo> cache({.capacity_bytes = 1 << 20});
+  auto file = cache.open(path);
+  check(file.ok(), "PageCache::open failed");
+  if (file) {
+    check(cache.advise(*file, 0, 0, paygo::cache::Advice::Hot).ok(), "advise(Hot) failed");
+    char buf[4096];
+    auto n = cache.read(*file, buf, sizeof buf, 8192);
+    check(n.ok() && *n == 4096 && buf[4095] == 'p', "PageCache::read returned wrong bytes");
+    auto page = cache.pin(*file, 2);
+    check(page.ok() && page->size() == 4096, "PageCache::pin failed");
+    if (page) page->reset();
+    check(cache.drop().evicted == 1, "drop() did not evict the one cached page");
+  }
+  std::remove(path.c_str());
 
   if (failures == 0)
     std::printf("paygo-consumer: ok (membarrier %s)\n",
