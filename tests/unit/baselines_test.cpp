@@ -80,6 +80,9 @@ TYPED_TEST(BaselineTest, FrozenQueryNeverUndercountsWhileCountsMove) {
   std::vector<std::thread> churners;
   for (int c = 0; c < kChurners; ++c) {
     churners.emplace_back([&, c] {
+      // Start once the reclaimer is freezing, or a loaded machine may run
+      // every churn before the reclaimer is scheduled (a vacuous run).
+      while (freezes.load(std::memory_order_relaxed) == 0) std::this_thread::yield();
       std::mt19937 rng(100u + static_cast<unsigned>(c));
       std::vector<typename C::Token> held;
       for (int op = 0; op < kOps; ++op) {

@@ -19,7 +19,7 @@ struct PaygoTestAccess {
   static const PaygoEntry& entry(const Paygo::Token& t) {
     return *static_cast<const PaygoEntry*>(t.p_);
   }
-  static std::uint32_t home_index(const Paygo::Token& t) { return t.home_->index; }
+  static std::uint32_t home_index(const Paygo::Token& t) { return t.x_->index; }
   static std::uint64_t mask(const Paygo::Object& o) {
     return o.mask_.load(std::memory_order_relaxed);
   }

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "paygo/counter.hpp"
+#include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 
 namespace paygo {
@@ -38,33 +39,18 @@ class Atomic {
     std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout
   };
 
-  class Token {
-   public:
-    Token() = default;
-    Token(Token&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
-    Token& operator=(Token&& o) noexcept {
-      if (this != &o) {
-        reset();
-        w_ = std::exchange(o.w_, nullptr);
-      }
-      return *this;
-    }
-    ~Token() { reset(); }
-    explicit operator bool() const noexcept { return w_ != nullptr; }
-    void reset() noexcept {
-      if (w_ != nullptr) detail::central_put(*std::exchange(w_, nullptr));
-    }
-
-   private:
-    friend class Atomic;
-    explicit Token(std::atomic<std::uint64_t>* w) noexcept : w_(w) {}
-    std::atomic<std::uint64_t>* w_ = nullptr;
+  struct TokenPolicy {
+    using Owner = Atomic;
+    using Ptr = std::atomic<std::uint64_t>*;  // the word
+    using Extra = bool;                       // unused
+    static void release(Ptr word, bool) noexcept { detail::central_put(*word); }
   };
+  using Token = detail::BasicToken<TokenPolicy>;
 
   Atomic() = default;
 
   Token get(Object& o) noexcept {
-    return detail::central_tryget(o.word_) ? Token(&o.word_) : Token();
+    return detail::central_tryget(o.word_) ? Token(&o.word_, false) : Token();
   }
   void put(Token&& t) noexcept { t.reset(); }
   bool try_freeze(Object& o) noexcept { return detail::central_tryfreeze(o.word_); }

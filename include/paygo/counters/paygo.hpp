@@ -40,6 +40,7 @@
 
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
+#include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/domain.hpp"
 #include "paygo/fence.hpp"
@@ -107,30 +108,18 @@ class Paygo {
     std::atomic<std::uint64_t> mask_{0};
   };
 
-  class Token {
-   public:
-    Token() = default;
-    Token(Token&& o) noexcept : p_(std::exchange(o.p_, nullptr)), home_(o.home_) {}
-    Token& operator=(Token&& o) noexcept {
-      if (this != &o) {
-        reset();
-        p_ = std::exchange(o.p_, nullptr);
-        home_ = o.home_;
-      }
-      return *this;
-    }
-    ~Token() { reset(); }
-    explicit operator bool() const noexcept { return p_ != nullptr; }
-    /// True if the count went to a per-slot entry (not the central word).
-    bool distributed() const noexcept { return p_ != nullptr && home_ != nullptr; }
-
+  /// The token: {entry, home slot} for a distributed get, {word, nullptr}
+  /// for a central one.
+  struct TokenPolicy {
+    using Owner = Paygo;
+    using Ptr = void*;            // PaygoEntry* or the central word
+    using Extra = detail::Slot*;  // home slot; nullptr for a central token
     /*** put: fast path ***/
-    PAYGO_INLINE void reset() noexcept {
-      if (p_ == nullptr) return;
-      if (home_ != nullptr) [[likely]] {
-        auto* e = static_cast<detail::PaygoEntry*>(p_);
+    PAYGO_INLINE static void release(void* p, detail::Slot* home) noexcept {
+      if (home != nullptr) [[likely]] {
+        auto* e = static_cast<detail::PaygoEntry*>(p);
         // Relaxed owner check: only the owner itself can read its own tag.
-        if (home_->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) [[likely]] {
+        if (home->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) [[likely]] {
           // Home put: a plain store. Release: pairs with the acquire loads of
           // `local` in Paygo::sum_*() so this holder's use of the object
           // happens before a reclaim that counts it gone.
@@ -141,17 +130,20 @@ class Paygo {
           e->anchor.fetch_sub(1, std::memory_order_release);
         }
       } else {
-        detail::central_put(*static_cast<std::atomic<std::uint64_t>*>(p_));
+        detail::central_put(*static_cast<std::atomic<std::uint64_t>*>(p));
       }
-      p_ = nullptr;
     }
+  };
+  class Token : public detail::BasicToken<TokenPolicy> {
+   public:
+    Token() = default;
+    /// True if the count went to a per-slot entry (not the central word).
+    bool distributed() const noexcept { return p_ != nullptr && x_ != nullptr; }
 
    private:
     friend class Paygo;
     friend struct detail::PaygoTestAccess;
-    Token(void* p, detail::Slot* home) noexcept : p_(p), home_(home) {}
-    void* p_ = nullptr;             // PaygoEntry* or the central word
-    detail::Slot* home_ = nullptr;  // home slot; nullptr for a central token
+    Token(void* p, detail::Slot* home) noexcept : BasicToken(p, home) {}
   };
 
   Paygo() : Paygo(Options{}) {}

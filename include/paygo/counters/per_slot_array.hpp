@@ -42,6 +42,7 @@
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/slot_cells.hpp"
+#include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/fence.hpp"
 
@@ -74,26 +75,15 @@ class PerSlotArray {
     std::uint32_t id_;
   };
 
-  class Token {
-   public:
-    Token() = default;
-    Token(Token&& o) noexcept : o_(std::exchange(o.o_, nullptr)), central_(o.central_) {}
-    Token& operator=(Token&& o) noexcept {
-      if (this != &o) {
-        reset();
-        o_ = std::exchange(o.o_, nullptr);
-        central_ = o.central_;
-      }
-      return *this;
-    }
-    ~Token() { reset(); }
-    explicit operator bool() const noexcept { return o_ != nullptr; }
-
+  /// The token: where the count went and how to give it back (the put).
+  struct TokenPolicy {
+    using Owner = PerSlotArray;
+    using Ptr = Object*;
+    using Extra = bool;  // central: the count went to the word, not a cell
     /*** put: fast path ***/
-    PAYGO_INLINE void reset() noexcept {
-      if (o_ == nullptr) return;
-      Object& o = *std::exchange(o_, nullptr);
-      if (central_) {
+    PAYGO_INLINE static void release(Object* op, bool central) noexcept {
+      Object& o = *op;
+      if (central) {
         detail::central_put(o.word_);
         return;
       }
@@ -108,13 +98,8 @@ class PerSlotArray {
         o.remote_.fetch_sub(1, std::memory_order_release);  // pairs with sum()
       }
     }
-
-   private:
-    friend class PerSlotArray;
-    Token(Object* o, bool central) noexcept : o_(o), central_(central) {}
-    Object* o_ = nullptr;
-    bool central_ = false;  // the count went to the word, not a cell
   };
+  using Token = detail::BasicToken<TokenPolicy>;
 
   PerSlotArray() : PerSlotArray(Options{}) {}
   explicit PerSlotArray(Options options) : cells_(options) {}

@@ -46,6 +46,7 @@
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/slot_cells.hpp"
+#include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/fence.hpp"
 
@@ -83,38 +84,22 @@ class PercpuRef {
     std::uint32_t id_;
   };
 
-  class Token {
-   public:
-    Token() = default;
-    Token(Token&& o) noexcept : o_(std::exchange(o.o_, nullptr)), atomic_(o.atomic_) {}
-    Token& operator=(Token&& o) noexcept {
-      if (this != &o) {
-        reset();
-        o_ = std::exchange(o.o_, nullptr);
-        atomic_ = o.atomic_;
-      }
-      return *this;
-    }
-    ~Token() { reset(); }
-    explicit operator bool() const noexcept { return o_ != nullptr; }
-
+  /// The token: where the count went and how to give it back (the put).
+  struct TokenPolicy {
+    using Owner = PercpuRef;
+    using Ptr = Object*;
+    using Extra = bool;  // atomic: taken on the atomic (no slot), put back there
     /*** put: fast path ***/
-    PAYGO_INLINE void reset() noexcept {
-      if (o_ == nullptr) return;
-      Object& o = *std::exchange(o_, nullptr);
-      if (atomic_ || !PercpuRef::put_percpu(o)) {
+    PAYGO_INLINE static void release(Object* op, bool atomic) noexcept {
+      Object& o = *op;
+      if (atomic || !PercpuRef::put_percpu(o)) {
         // Release: pairs with the acquire load of the atomic in query()/
         // try_reclaim(), so this holder's use happens before the reclaim.
         o.atomic_.fetch_sub(1, std::memory_order_release);
       }
     }
-
-   private:
-    friend class PercpuRef;
-    Token(Object* o, bool atomic) noexcept : o_(o), atomic_(atomic) {}
-    Object* o_ = nullptr;
-    bool atomic_ = false;  // taken on the atomic (no slot): put back there
   };
+  using Token = detail::BasicToken<TokenPolicy>;
 
   PercpuRef() : PercpuRef(Options{}) {}
   explicit PercpuRef(Options options) : cells_(options) {}

@@ -52,6 +52,7 @@
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/slot_cells.hpp"
+#include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/domain.hpp"
 #include "paygo/fence.hpp"
@@ -115,38 +116,22 @@ class Refcache {
     std::uint32_t id_;
   };
 
-  class Token {
-   public:
-    Token() = default;
-    Token(Token&& o) noexcept : o_(std::exchange(o.o_, nullptr)), central_(o.central_) {}
-    Token& operator=(Token&& o) noexcept {
-      if (this != &o) {
-        reset();
-        o_ = std::exchange(o.o_, nullptr);
-        central_ = o.central_;
-      }
-      return *this;
-    }
-    ~Token() { reset(); }
-    explicit operator bool() const noexcept { return o_ != nullptr; }
-
+  /// The token: where the count went and how to give it back (the put).
+  struct TokenPolicy {
+    using Owner = Refcache;
+    using Ptr = Object*;
+    using Extra = bool;  // central: the count went to the word, not a cache entry
     /*** put: fast path ***/
-    PAYGO_INLINE void reset() noexcept {
-      if (o_ == nullptr) return;
-      Object& o = *std::exchange(o_, nullptr);
-      if (central_) {
+    PAYGO_INLINE static void release(Object* op, bool central) noexcept {
+      Object& o = *op;
+      if (central) {
         detail::central_put(o.word_);
       } else {
         o.c_->put_delta(o.id_);
       }
     }
-
-   private:
-    friend class Refcache;
-    Token(Object* o, bool central) noexcept : o_(o), central_(central) {}
-    Object* o_ = nullptr;
-    bool central_ = false;  // the count went to the word, not a cache entry
   };
+  using Token = detail::BasicToken<TokenPolicy>;
 
   Refcache() : Refcache(Options{}) {}
   explicit Refcache(Options options);

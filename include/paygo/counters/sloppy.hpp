@@ -48,6 +48,7 @@
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/slot_cells.hpp"
+#include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/fence.hpp"
 
@@ -84,26 +85,15 @@ class Sloppy {
     std::uint32_t id_;
   };
 
-  class Token {
-   public:
-    Token() = default;
-    Token(Token&& o) noexcept : o_(std::exchange(o.o_, nullptr)), central_(o.central_) {}
-    Token& operator=(Token&& o) noexcept {
-      if (this != &o) {
-        reset();
-        o_ = std::exchange(o.o_, nullptr);
-        central_ = o.central_;
-      }
-      return *this;
-    }
-    ~Token() { reset(); }
-    explicit operator bool() const noexcept { return o_ != nullptr; }
-
+  /// The token: where the count went and how to give it back (the put).
+  struct TokenPolicy {
+    using Owner = Sloppy;
+    using Ptr = Object*;
+    using Extra = bool;  // central: a central get, put back on the word
     /*** put: fast path ***/
-    PAYGO_INLINE void reset() noexcept {
-      if (o_ == nullptr) return;
-      Object& o = *std::exchange(o_, nullptr);
-      detail::Slot* slot = central_ ? nullptr : o.cells_->domain().current();
+    PAYGO_INLINE static void release(Object* op, bool central) noexcept {
+      Object& o = *op;
+      detail::Slot* slot = central ? nullptr : o.cells_->domain().current();
       detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
       if (c == nullptr) {
         detail::central_put(o.word_);
@@ -123,13 +113,8 @@ class Sloppy {
       // the reference gone. A plain store: we are the cell's only writer.
       c->store(static_cast<std::int64_t>(v + 1), std::memory_order_release);
     }
-
-   private:
-    friend class Sloppy;
-    Token(Object* o, bool central) noexcept : o_(o), central_(central) {}
-    Object* o_ = nullptr;
-    bool central_ = false;  // a central get: put back on the word
   };
+  using Token = detail::BasicToken<TokenPolicy>;
 
   Sloppy() : Sloppy(Options{}) {}
   explicit Sloppy(Options options) : cells_(options) {}
