@@ -1,15 +1,20 @@
 # paygo — top-level entry points. On a fresh Debian 12 machine:
 #
-#   make eval    build (release) and run the micro benchmark -> results/<time>/
+#   make eval    build (release), run micro, counting and query and plot them
+#                -> results/<time>/ (JSON, CSV, PNG, summary.txt); ~5 minutes
 #   make test    format check, then build + ctest for release, asan and tsan,
-#                then build a consumer of the installed package
+#                fuzz each libFuzzer harness for FUZZ_SECONDS (clang++), then
+#                build a consumer of the installed package
 #
 # Other targets: deps (install Debian packages), build, format (fix
 # formatting), format-check, test-release/test-asan/test-tsan, test-consumer,
 # clean. `make help` lists them.
 #
 # Knobs (make VAR=value): JOBS (parallel compile jobs, default 2),
-# BENCH_ARGS (extra arguments for paygo-bench micro in `make eval`).
+# FUZZ_SECONDS (libFuzzer time per harness in `make test`, default 30),
+# BENCH_ARGS, COUNTING_ARGS, QUERY_ARGS (extra arguments for paygo-bench
+# micro / counting / query in `make eval`; a repeated option takes the last
+# value, so e.g. QUERY_ARGS="--file-size 1G" overrides the default).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -21,8 +26,12 @@ SHELL := /bin/bash
 # additions append: DEB_PACKAGES += python3-matplotlib
 DEB_PACKAGES := g++ cmake ninja-build libgtest-dev libbenchmark-dev libcli11-dev libfmt-dev \
                 nlohmann-json3-dev clang-format python3
+# paygo-bench counting --io rocksdb-*; tools/plot.
+DEB_PACKAGES += librocksdb-dev python3-matplotlib
 # The SPIN model checker for tests/model/ (ctest: spin_model).
 DEB_PACKAGES += spin
+# clang++ and its libFuzzer/sanitizer runtimes for tests/fuzz/ (make test-fuzz).
+DEB_PACKAGES += clang libclang-rt-14-dev
 
 JOBS ?= 2
 export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
@@ -31,28 +40,41 @@ export CTEST_PARALLEL_LEVEL := 1
 export CTEST_OUTPUT_ON_FAILURE := 1
 
 PRESETS := release asan tsan
+# libFuzzer harnesses (tests/fuzz/), built with clang++ outside the presets.
+FUZZ_DIR := $(BUILD_DIR)/fuzz
+FUZZ_HARNESSES := paygo_fuzz cache_fuzz
+FUZZ_SECONDS ?= 30
 FORMAT_DIRS := include src tests bench
 BUILD_DIR := build
 RESULTS_DIR := results/$(shell date +%Y%m%d-%H%M%S)
 BENCH := $(BUILD_DIR)/release/bench/paygo-bench
-# Small defaults: about a minute on a 2-core machine with a handful of counters.
+# The sweep of `make eval`: under 5 minutes on a 2-core machine with the
+# build done (micro ~1 min, counting ~2 min, query ~1.5 min); threads go to
+# the usable CPUs (nproc).
 EVAL_ARGS := --duration 0.2 --repeat 3 --max-slots 64
+EVAL_COUNTING_ARGS := --counters all --workloads DRBL,DRBM,DRBH \
+                      --io cache,pread,rocksdb-lru,rocksdb-hcc --duration 0.2 --repeat 5
+EVAL_QUERY_ARGS := --counters all --workloads drop,reclaim-per-page \
+                   --distributed 0,1,10,25,50,100 --file-size 128M --repeat 3
 BENCH_ARGS ?=
+COUNTING_ARGS ?=
+QUERY_ARGS ?=
 
 # $(call banner,text): a visible stage header.
 banner = printf '\n==================== %s ====================\n' "$(1)"
 
 .PHONY: help deps build test eval clean format format-check consumer test-consumer \
         $(addprefix test-,$(PRESETS)) $(addprefix configure-,$(PRESETS)) \
-        $(addprefix build-,$(PRESETS)) test-summary
+        $(addprefix build-,$(PRESETS)) test-summary test-fuzz
 
 help:
-	@echo "make eval          build (release) and run the micro benchmark into results/<time>/"
+	@echo "make eval          build (release), run micro/counting/query + plots into results/<time>/"
 	@echo "make test          format check + release/asan/tsan builds and tests + consumer"
 	@echo "make deps          install the Debian packages ($(DEB_PACKAGES))"
 	@echo "make build         configure and build the release preset"
 	@echo "make format        clang-format -i the sources; format-check only checks"
 	@echo "make test-<preset> one preset ($(PRESETS)); test-consumer: the install check"
+	@echo "make test-fuzz     build the libFuzzer harnesses (clang++) and fuzz each FUZZ_SECONDS"
 	@echo "make clean         remove build/ (results/ is kept)"
 
 # ---- dependencies ------------------------------------------------------------
@@ -117,6 +139,32 @@ $(addprefix test-,$(PRESETS)): test-%: build-%
 	[ -n "$$n" ] || { echo "ctest $*: no summary line"; exit 1; }; \
 	echo "$$n" > $(BUILD_DIR)/$*/ctest-count
 
+# The libFuzzer harnesses (tests/fuzz/, docs/verification.md): clang++ with
+# libFuzzer + ASAN + UBSAN, each run for FUZZ_SECONDS on the committed seed
+# corpus (read only) plus a scratch corpus in $(FUZZ_DIR)/corpus/; any crash
+# fails the stage and leaves its input in $(FUZZ_DIR)/crash-*. Each harness
+# run counts as one test in the summary.
+test-fuzz: deps
+	@$(call banner,fuzz ($(FUZZ_SECONDS) s per harness))
+	@rm -f $(FUZZ_DIR)/fuzz-count
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAYGO_FUZZ=ON -DPAYGO_BUILD_BENCH=OFF \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"
+	cmake --build $(FUZZ_DIR) --target $(FUZZ_HARNESSES)
+	@n=0; for h in $(FUZZ_HARNESSES); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$h; \
+	  echo "== $$h: $(FUZZ_SECONDS) s"; \
+	  if ! $(FUZZ_DIR)/tests/$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	       -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus/$$h tests/fuzz/corpus/$$h \
+	       > $(FUZZ_DIR)/$$h.log 2>&1; then \
+	    tail -n 60 $(FUZZ_DIR)/$$h.log; echo "fuzz: $$h FAILED (log: $(FUZZ_DIR)/$$h.log)"; exit 1; \
+	  fi; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' $(FUZZ_DIR)/$$h.log; \
+	  n=$$((n + 1)); \
+	done; \
+	echo "$$n" > $(FUZZ_DIR)/fuzz-count
+
 # The installed package, used from a project outside the tree.
 test-consumer consumer: build-release
 	@$(call banner,install + consumer)
@@ -133,22 +181,55 @@ test-summary:
 	  n=$$(cat $(BUILD_DIR)/$$p/ctest-count); echo "  $$p: $$n tests passed"; \
 	  total=$$((total + n)); \
 	done; \
+	n=$$(cat $(FUZZ_DIR)/fuzz-count); echo "  fuzz: $$n harnesses passed"; \
+	total=$$((total + n)); \
 	echo "  consumer: 1 test passed"; \
 	echo "$$total passed, 0 failed"
 
 # Order matters (.NOTPARALLEL runs prerequisites left to right, each once).
-test: deps format-check $(addprefix test-,$(PRESETS)) test-consumer test-summary
+test: deps format-check $(addprefix test-,$(PRESETS)) test-fuzz test-consumer test-summary
 
 # ---- benchmark ---------------------------------------------------------------
 
+# $(call experiment,name,args): paygo-bench <name> args -> <name>.json/.csv
+# in RESULTS_DIR, its stderr (progress) also to <name>.log; the command and
+# its stdout tables are appended to summary.txt. Exit code 1 (some points
+# failed, the rest measured) is noted there and the sweep goes on.
+define experiment
+@$(call banner,$(1))
+@n=$$(nproc); rm -f $(RESULTS_DIR)/.rc; \
+{ echo "== $$ paygo-bench $(1) $(2)"; \
+  { $(BENCH) $(1) $(2) --json $(RESULTS_DIR)/$(1).json --csv $(RESULTS_DIR)/$(1).csv \
+      2>&1 1>&3 || echo $$? > $(RESULTS_DIR)/.rc; } | tee $(RESULTS_DIR)/$(1).log >&2; \
+  rc=$$(cat $(RESULTS_DIR)/.rc 2>/dev/null || echo 0); rm -f $(RESULTS_DIR)/.rc; \
+  if [ "$$rc" -eq 1 ]; then \
+    echo "WARNING: paygo-bench $(1): these points failed (the others are above):"; \
+    grep FAILED $(RESULTS_DIR)/$(1).log || true; \
+  fi; \
+  echo; [ "$$rc" -le 1 ]; } 3>&1 | tee -a $(RESULTS_DIR)/summary.txt
+endef
+
 eval: build
-	@$(call banner,micro benchmark)
-	mkdir -p $(RESULTS_DIR)
-	$(BENCH) micro $(EVAL_ARGS) $(BENCH_ARGS) \
-	  --json $(RESULTS_DIR)/micro.json --csv $(RESULTS_DIR)/micro.csv
+	@mkdir -p $(RESULTS_DIR)
+	@{ echo "paygo make eval, $$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
+	   echo "machine: $$(nproc) usable CPUs, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"; \
+	   echo; } > $(RESULTS_DIR)/summary.txt
+	@start=$$(date +%s); echo $$start > $(RESULTS_DIR)/.start
+	$(call experiment,micro,$(EVAL_ARGS) $(BENCH_ARGS))
+	$(call experiment,counting,$(EVAL_COUNTING_ARGS) --threads 1-$$n $(COUNTING_ARGS))
+	$(call experiment,query,$(EVAL_QUERY_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
+	@$(call banner,plots)
+	tools/plot -o $(RESULTS_DIR) $(RESULTS_DIR)/micro.json $(RESULTS_DIR)/counting.json \
+	  $(RESULTS_DIR)/query.json
+	@secs=$$(( $$(date +%s) - $$(cat $(RESULTS_DIR)/.start) )); rm -f $(RESULTS_DIR)/.start; \
+	  echo "benchmarks took $$secs s (build not included)" | tee -a $(RESULTS_DIR)/summary.txt; \
+	  if grep -q '^WARNING' $(RESULTS_DIR)/summary.txt; then \
+	    echo "WARNING: some points failed; see summary.txt" | tee -a $(RESULTS_DIR)/summary.txt; \
+	  fi
 	@ln -sfn $(notdir $(RESULTS_DIR)) results/latest
 	@echo
-	@echo "results: $(RESULTS_DIR)/micro.json and $(RESULTS_DIR)/micro.csv (also results/latest/)"
+	@echo "results in $(RESULTS_DIR)/ (also results/latest/):"
+	@ls -1 $(RESULTS_DIR) | sed 's/^/  /'
 
 clean:
 	rm -rf $(BUILD_DIR)

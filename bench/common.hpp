@@ -11,7 +11,7 @@
 //   * summarize(): median/min/max of repeats;
 //   * Result rows in one schema (bench/README.md), written as JSON and CSV
 //     with the machine description, and printed as tables with ratios to
-//     the `noop` and `atomic` baselines;
+//     the `noop`, `atomic` and `kernel` (pread) baselines;
 //   * Progress: one line per measured point on stderr.
 //
 // When not to use: for measurements below a microsecond per point (thread
@@ -211,7 +211,9 @@ class Outputs {
 /// "123.4 M" / "1.23 us": a value in its unit, for humans.
 std::string human(double value, std::string_view unit);
 /// One table per workload on stdout: median, min, max, and median / median
-/// of `noop` and of `atomic` at the same workload and thread count.
+/// of `noop`, of `atomic` and of `kernel` (the pread row) at the same
+/// workload, thread count and distributed %; noop and atomic are taken with
+/// the row's io where they have it, else with any io (io=cache).
 void print_tables(const std::vector<Result>& results);
 
 /// "[i/n] what: result" on stderr, one line per point.

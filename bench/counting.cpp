@@ -10,12 +10,22 @@
 //             fxmark fork did with its fadvise call).
 // --io pread: through the OS page cache (Linux's own atomic page count);
 //             the counter column says `kernel`.
+// --io rocksdb-lru, rocksdb-hcc: RocksDB's LRUCache / HyperClockCache
+//             holding the 4 KiB blocks (key: file id + block, 16 bytes);
+//             a read is Lookup + memcpy 4 KiB + Release; the counter column
+//             is the cache's name. The virtual calls are RocksDB's own API.
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <rocksdb/cache.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "commands.hpp"
@@ -28,13 +38,22 @@ namespace {
 
 constexpr std::size_t kBlock = 4096;
 const std::vector<std::string> kWorkloads = {"DRBL", "DRBM", "DRBH"};
-const std::vector<std::string> kIoModes = {"cache", "pread"};
+const std::vector<std::string> kIoModes = {"cache", "pread", "rocksdb-lru", "rocksdb-hcc"};
 constexpr unsigned kReadsPerCheck = 16;
+/// RocksDB caches get a realistic block-cache size (so their default
+/// sharding applies: 2^6 shards of 1 MiB), far more than the blocks read.
+constexpr std::size_t kRocksCapacity = std::size_t{64} << 20;
+
+/// Tells the compiler the bytes at `p` are used, so the copy into a buffer
+/// nobody reads is not optimized away.
+inline void keep(const void* p) {
+  __asm__ __volatile__("" : : "r"(p) : "memory");
+}
 
 struct CountingOptions {
   std::string workloads = "DRBL,DRBM,DRBH";
   std::string counters = "all";
-  std::string io = "cache,pread";
+  std::string io = "cache,pread,rocksdb-lru,rocksdb-hcc";
   std::string threads;
   double duration = 0.3;
   unsigned repeat = 3;
@@ -59,6 +78,13 @@ struct Files {
     if (workload == "DRBL") return {&private_files[i], 0};
     if (workload == "DRBM") return {&shared_blocks, i};
     return {&hot_block, 0};
+  }
+  /// A number per file (thread i's private file: i; then the shared ones),
+  /// the file-id half of a RocksDB key.
+  std::uint64_t file_id(const std::string& workload, unsigned i) const {
+    if (workload == "DRBL") return i;
+    if (workload == "DRBM") return private_files.size();
+    return private_files.size() + 1;
   }
   std::vector<std::string> private_files;
   std::string shared_blocks, hot_block;
@@ -103,6 +129,7 @@ double cache_once(const Files& files, const std::string& workload, unsigned thre
             auto r = pc.read(ids[i], buf, kBlock, off);
             if (!r || *r != kBlock) [[unlikely]]
               throw PointFailed("a cached read failed");
+            keep(buf);
           }
           n += kReadsPerCheck;
         }
@@ -153,6 +180,76 @@ double pread_once(const Files& files, const std::string& workload, unsigned thre
   return run.ops_per_second();
 }
 
+/// The 16-byte key HyperClockCache requires: file id, then block number.
+struct BlockKey {
+  std::array<char, 16> bytes{};
+  BlockKey(std::uint64_t file, std::uint64_t block) {
+    std::memcpy(bytes.data(), &file, sizeof file);
+    std::memcpy(bytes.data() + sizeof file, &block, sizeof block);
+  }
+  rocksdb::Slice slice() const { return {bytes.data(), bytes.size()}; }
+};
+
+std::shared_ptr<rocksdb::Cache> make_rocksdb_cache(const std::string& io) {
+  if (io == "rocksdb-lru") return rocksdb::NewLRUCache(kRocksCapacity);
+  // The entries are all 4 KiB blocks: the estimate is exact.
+  return rocksdb::HyperClockCacheOptions(kRocksCapacity, kBlock).MakeSharedCache();
+}
+
+/// Inserts each thread's block (read from its file) into a fresh RocksDB
+/// cache, then times Lookup + memcpy 4 KiB + Release per read.
+double rocksdb_once(const std::string& io, const Files& files, const std::string& workload,
+                    unsigned threads, double seconds) {
+  const std::shared_ptr<rocksdb::Cache> cache = make_rocksdb_cache(io);
+  if (!cache) throw PointFailed(fmt::format("{}: no cache made", io));
+  std::vector<BlockKey> keys;
+  keys.reserve(threads);
+  std::map<std::pair<std::uint64_t, std::uint64_t>, bool> inserted;
+  for (unsigned i = 0; i < threads; ++i) {
+    const auto [path, block] = files.target(workload, i);
+    const std::uint64_t file = files.file_id(workload, i);
+    keys.emplace_back(file, block);
+    if (!inserted.emplace(std::pair{file, block}, true).second) continue;
+    const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw PointFailed(fmt::format("open {} failed", *path));
+    auto data = std::make_unique<char[]>(kBlock);
+    const ssize_t got = ::pread(fd, data.get(), kBlock, static_cast<off_t>(block * kBlock));
+    ::close(fd);
+    if (got != static_cast<ssize_t>(kBlock)) throw PointFailed("reading a block to insert failed");
+    const rocksdb::Status st = cache->Insert(
+        keys.back().slice(), data.get(), kBlock,
+        [](const rocksdb::Slice&, void* value) { delete[] static_cast<char*>(value); });
+    if (!st.ok()) throw PointFailed(fmt::format("{} Insert: {}", io, st.ToString()));
+    static_cast<void>(data.release());  // the cache owns it now (the deleter frees it)
+  }
+  rocksdb::Cache& c = *cache;
+  const TeamRun run = run_team(
+      threads, seconds,
+      [&](unsigned i) {
+        rocksdb::Cache::Handle* h = c.Lookup(keys[i].slice());
+        if (h == nullptr) throw PointFailed(fmt::format("{}: warm-up lookup missed", io));
+        c.Release(h);
+      },
+      [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
+        alignas(64) char buf[kBlock];
+        const rocksdb::Slice key = keys[i].slice();
+        std::uint64_t n = 0;
+        while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
+          for (unsigned k = 0; k < kReadsPerCheck; ++k) {
+            rocksdb::Cache::Handle* h = c.Lookup(key);
+            if (h == nullptr) [[unlikely]]
+              throw PointFailed("a RocksDB lookup missed");
+            std::memcpy(buf, c.Value(h), kBlock);
+            c.Release(h);
+            keep(buf);
+          }
+          n += kReadsPerCheck;
+        }
+        return n;
+      });
+  return run.ops_per_second();
+}
+
 int run_counting(const CountingOptions& opt) {
   const auto workloads = parse_name_list(opt.workloads, "--workload", kWorkloads);
   const auto counters = parse_name_list(opt.counters, "--counters", all_counter_names());
@@ -174,8 +271,14 @@ int run_counting(const CountingOptions& opt) {
 
   const bool with_cache = std::find(io.begin(), io.end(), "cache") != io.end();
   const bool with_pread = std::find(io.begin(), io.end(), "pread") != io.end();
+  std::vector<std::string> rocks;  // the RocksDB caches, in kIoModes order
+  for (const auto& m : kIoModes) {
+    if (m.rfind("rocksdb-", 0) == 0 && std::find(io.begin(), io.end(), m) != io.end()) {
+      rocks.push_back(m);
+    }
+  }
   Progress progress(workloads.size() * threads.size() *
-                    ((with_cache ? counters.size() : 0) + (with_pread ? 1 : 0)));
+                    ((with_cache ? counters.size() : 0) + (with_pread ? 1 : 0) + rocks.size()));
   std::vector<Result> results;
   unsigned failures = 0;
   auto measure = [&](const std::string& workload, unsigned t, const std::string& counter,
@@ -205,6 +308,9 @@ int run_counting(const CountingOptions& opt) {
       }
       if (with_pread) {
         measure(w, t, "kernel", "pread", [&] { return pread_once(files, w, t, duration); });
+      }
+      for (const auto& m : rocks) {
+        measure(w, t, m, m, [&] { return rocksdb_once(m, files, w, t, duration); });
       }
     }
   }
@@ -238,10 +344,14 @@ Subcommand add_counting_command(CLI::App& app) {
       "  cache  paygo's page cache with each --counters entry; the files are advised Hot\n"
       "         (the hot section covers them, as the seed's fxmark fork did)\n"
       "  pread  the OS page cache through pread(2); the counter column is 'kernel'\n"
+      "  rocksdb-lru, rocksdb-hcc  RocksDB's LRUCache / HyperClockCache (64 MiB, default\n"
+      "         shards) holding the 4 KiB blocks, key = file id + block; a read is Lookup +\n"
+      "         memcpy 4 KiB + Release; the counter column is the cache's name\n"
       "Threads are pinned round-robin to the usable CPUs, warmed up (one untimed read each),\n"
       "started together and stopped by a flag after --duration seconds; result: reads/s\n"
       "summed over threads. Each point runs --repeat times (a fresh cache each time);\n"
-      "median, min and max are reported, with ratios to noop and atomic at the same threads.\n"
+      "median, min and max are reported, with ratios to noop, atomic and kernel (pread) at the\n"
+      "same threads.\n"
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
   sub->add_option("--workload,--workloads", opt->workloads,
                   "Comma-separated: DRBL, DRBM, DRBH, or 'all'")
@@ -250,7 +360,8 @@ Subcommand add_counting_command(CLI::App& app) {
                   "Comma-separated counter names for --io cache, or 'all'. Known: " +
                       join(all_counter_names(), ","))
       ->capture_default_str();
-  sub->add_option("--io", opt->io, "Comma-separated I/O modes: cache, pread, or 'all'")
+  sub->add_option("--io", opt->io,
+                  "Comma-separated I/O modes: cache, pread, rocksdb-lru, rocksdb-hcc, or 'all'")
       ->capture_default_str();
   opt->threads_opt = sub->add_option(
       "--threads", opt->threads,

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -53,6 +54,10 @@ std::uint64_t parse_size(const std::string& text, const std::string& flag) {
   std::size_t pos = 0;
   unsigned long long v = 0;
   try {
+    // stoull would take "-1" (as 2^64 - 1) and " 1": only digits may lead.
+    if (text.empty() || std::isdigit(static_cast<unsigned char>(text[0])) == 0) {
+      throw std::invalid_argument("not a number");
+    }
     v = std::stoull(text, &pos);
   } catch (const std::exception&) {
     throw UsageError(fmt::format("{}: '{}' is not a size (e.g. 4096, 512K, 64M, 1G)", flag, text));
@@ -78,6 +83,8 @@ std::uint64_t parse_size(const std::string& text, const std::string& flag) {
     if (pos != text.size()) throw UsageError(fmt::format("{}: '{}' is not a size", flag, text));
   }
   if (v == 0) throw UsageError(fmt::format("{}: must be greater than 0", flag));
+  if (v > std::numeric_limits<std::uint64_t>::max() / mult)
+    throw UsageError(fmt::format("{}: '{}' is too large", flag, text));
   return v * mult;
 }
 

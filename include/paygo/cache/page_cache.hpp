@@ -79,8 +79,8 @@ struct CacheOptions {
 };
 
 struct DropReport {
-  std::size_t evicted = 0;  ///< frames freed
-  std::size_t busy = 0;     ///< frames still referenced (pinned or being read)
+  std::size_t evicted = 0;  ///< cached pages freed (idle frames freed too are not counted)
+  std::size_t busy = 0;     ///< cached pages still referenced (pinned or being read)
   std::size_t batches = 0;  ///< reclaim batches, one heavy fence each
   double seconds = 0;
 };

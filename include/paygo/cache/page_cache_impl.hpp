@@ -304,9 +304,8 @@ typename PageCache<C>::Frame* PageCache<C>::take_frame_locked() {
 template <RefCounter C>
 void PageCache<C>::reclaim_locked(std::vector<Frame*>& cands, DropReport* report) {
   if (cands.empty()) return;
-  const std::size_t total = cands.size();
   std::vector<typename C::Object*> objs;
-  std::unique_ptr<bool[]> dead(new bool[total]);
+  std::unique_ptr<bool[]> dead(new bool[cands.size()]);
   std::size_t freed = 0;
   // A counter with a delayed zero (Refcache) confirms an idle object only on
   // a later call: give the frames that are still busy that many passes.
@@ -317,8 +316,10 @@ void PageCache<C>::reclaim_locked(std::vector<Frame*>& cands, DropReport* report
     std::size_t kept = 0;
     for (std::size_t i = 0; i < cands.size(); ++i) {
       if (dead[i]) {
+        // Count cached pages only: idle frames (a lost publish race, a
+        // refresh) and failed reads are freed too, but were never pages.
+        freed += cands[i]->state.load(std::memory_order_relaxed) == kReady ? 1 : 0;
         unlink_locked(*cands[i]);
-        ++freed;
       } else {
         cands[kept++] = cands[i];
       }
@@ -326,7 +327,8 @@ void PageCache<C>::reclaim_locked(std::vector<Frame*>& cands, DropReport* report
     cands.resize(kept);
     if (report != nullptr) ++report->batches;
   }
-  const std::size_t busy = total - freed;
+  std::size_t busy = 0;
+  for (Frame* fr : cands) busy += fr->state.load(std::memory_order_relaxed) == kReady ? 1 : 0;
   // Relaxed: statistics, written under evict_mu_.
   evictions_.fetch_add(freed, std::memory_order_relaxed);
   busy_.fetch_add(busy, std::memory_order_relaxed);

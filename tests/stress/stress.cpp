@@ -1,0 +1,688 @@
+// paygo-stress: a long-running randomized stress test of the counters and of
+// the page cache, with invariants checked while it runs (docs/verification.md,
+// "The stress tool").
+//
+// Counter phase: T worker threads get, put and migrate tokens (hand them to
+// another worker through a mailbox) on M objects, some hot (distributed) and
+// some cold; a reclaimer thread runs try_reclaim, reclaim_batch, frozen
+// queries, reset (recycling dead objects) and set_distributed flips. Checked
+// all the time:
+//   * a reclaim that succeeds while the object's shadow count (live tokens,
+//     incremented after a successful get, decremented before the put) is
+//     non-zero;
+//   * a get that succeeds on a dead object, or a token holder that sees its
+//     object's payload poisoned (reclaimed) or changed (recycled) while it
+//     holds the token;
+//   * a frozen query below the shadow count read after it.
+// Every ~100 ms all threads meet at a std::barrier and, at that quiescent
+// point, every live object's freeze + query (approx where the freeze is
+// refused because central references are held) must equal its shadow count.
+//
+// Cache phase (--cache): T readers read random ranges and pin pages of a few
+// temp files and check every byte against the file's pattern, while another
+// thread drops and advises; the capacity is small, so pages are evicted all
+// the time.
+//
+// Prints one final line (operations, violations); exits 1 on any violation,
+// after printing the first one.
+#include <barrier>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "paygo/cache/page_cache.hpp"
+#include "paygo/counter_list.hpp"
+#include "paygo/paygo.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Config {
+  unsigned threads = 4;
+  unsigned objects = 64;
+  double seconds = 10;
+  std::string counter = "paygo";
+  std::uint64_t seed = 1;
+  bool cache = false;
+  unsigned max_slots = 0;
+  bool tight = false;
+};
+
+// ---- violations --------------------------------------------------------------
+
+std::mutex g_violation_mu;
+std::string g_first_violation;                 // guarded by g_violation_mu
+std::atomic<std::uint64_t> g_violations{0};    // relaxed: a statistic until the join
+std::atomic<bool> g_stop_on_violation{false};  // relaxed: a hint to wind down
+
+void violation(const std::string& what) {
+  if (g_violations.fetch_add(1, std::memory_order_relaxed) == 0) {
+    std::lock_guard lock(g_violation_mu);
+    g_first_violation = what;
+    std::fprintf(stderr, "paygo-stress: VIOLATION: %s\n", what.c_str());
+  }
+  g_stop_on_violation.store(true, std::memory_order_relaxed);
+}
+
+struct Stats {
+  std::uint64_t gets = 0, failed_gets = 0, puts = 0, migrations = 0, reclaims = 0, reclaimed = 0,
+                batches = 0, resets = 0, flips = 0, queries = 0, checks = 0;
+  std::uint64_t reads = 0, pins = 0, drops = 0, advises = 0, bytes_checked = 0;
+  void add(const Stats& o) {
+    gets += o.gets;
+    failed_gets += o.failed_gets;
+    puts += o.puts;
+    migrations += o.migrations;
+    reclaims += o.reclaims;
+    reclaimed += o.reclaimed;
+    batches += o.batches;
+    resets += o.resets;
+    flips += o.flips;
+    queries += o.queries;
+    checks += o.checks;
+    reads += o.reads;
+    pins += o.pins;
+    drops += o.drops;
+    advises += o.advises;
+    bytes_checked += o.bytes_checked;
+  }
+  std::uint64_t counter_ops() const {
+    return gets + failed_gets + puts + migrations + reclaims + batches + resets + flips + queries;
+  }
+  std::uint64_t cache_ops() const { return reads + pins + drops + advises; }
+};
+
+// ---- counter construction ----------------------------------------------------
+
+template <class C>
+std::unique_ptr<C> make_counter(const Config& cfg) {
+  if constexpr (requires { typename C::Options; }) {
+    typename C::Options o{};
+    if (cfg.max_slots != 0) o.max_slots = cfg.max_slots;
+    if constexpr (std::is_same_v<C, paygo::Paygo>) {
+      if (cfg.tight) {  // tiny tables: window-full and saturation fallbacks, folds
+        o.table_entries = 16;
+        o.probe = 2;
+        o.local_limit = 3;
+        o.group_size = 1;
+      }
+    }
+    return std::make_unique<C>(o);
+  } else {
+    return std::make_unique<C>();
+  }
+}
+
+// ---- counter phase -----------------------------------------------------------
+
+constexpr std::uint64_t kPoison = ~std::uint64_t{0};
+
+template <class C>
+struct Obj {
+  explicit Obj(C& c) : hdr(c) {}
+  typename C::Object hdr;
+  /// Live tokens (see the file comment). Relaxed: every read that matters is
+  /// ordered by the counter itself (a put releases, a successful reclaim or
+  /// query acquires) or by the barrier.
+  std::atomic<std::int64_t> shadow{0};
+  /// The incarnation, kPoison while dead. Written by the reclaimer before
+  /// reset() (whose release publishes it to the next successful get);
+  /// relaxed everywhere for that reason.
+  std::atomic<std::uint64_t> payload{0};
+};
+
+template <class C>
+struct Held {
+  typename C::Token token;
+  Obj<C>* ob;
+  std::uint64_t inc;
+};
+
+template <class C>
+class CounterPhase {
+ public:
+  CounterPhase(const Config& cfg, Clock::time_point end)
+      : cfg_(cfg), end_(end), counter_(make_counter<C>(cfg)), mailboxes_(cfg.threads) {
+    std::mt19937_64 rng(cfg.seed);
+    for (unsigned i = 0; i < cfg.objects; ++i) {
+      objs_.push_back(std::make_unique<Obj<C>>(*counter_));
+      counter_->set_distributed(objs_.back()->hdr, (rng() & 1) != 0);
+    }
+    dead_.assign(cfg.objects, 0);
+    inc_.assign(cfg.objects, 0);
+  }
+
+  Stats run() {
+    const auto sync_done = [this]() noexcept { quiescent_check(); };
+    std::barrier sync(static_cast<std::ptrdiff_t>(cfg_.threads + 1), sync_done);
+    next_sync_ns_.store(ns_from_now(100), std::memory_order_relaxed);
+    std::vector<Stats> stats(cfg_.threads + 1);
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < cfg_.threads; ++i) {
+      threads.emplace_back([&, i] { worker(i, sync, stats[i]); });
+    }
+    threads.emplace_back([&] { reclaimer(sync, stats[cfg_.threads]); });
+    for (auto& t : threads) t.join();
+    // Everything was put by the workers; every object must now be free.
+    for (std::size_t i = 0; i < objs_.size(); ++i) {
+      Obj<C>& ob = *objs_[i];
+      if (ob.shadow.load(std::memory_order_relaxed) != 0) {
+        violation("object " + std::to_string(i) + ": shadow count not 0 at the end");
+      }
+      if (dead_[i]) continue;
+      bool ok = false;
+      for (int k = 0; k < paygo::reclaim_calls<C> && !ok; ++k) ok = counter_->try_reclaim(ob.hdr);
+      if (!ok) violation("object " + std::to_string(i) + ": not reclaimable at the end");
+    }
+    Stats total;
+    for (auto& s : stats) total.add(s);
+    total.checks = checks_;
+    return total;
+  }
+
+ private:
+  static std::int64_t ns_from_now(int ms) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               (Clock::now() + std::chrono::milliseconds(ms)).time_since_epoch())
+        .count();
+  }
+  bool sync_due() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+               .count() >= next_sync_ns_.load(std::memory_order_relaxed);
+  }
+
+  // Runs in one thread while every other one waits at the barrier: no get,
+  // put, reclaim or mode change is in flight.
+  void quiescent_check() {
+    ++checks_;
+    for (std::size_t i = 0; i < objs_.size(); ++i) {
+      Obj<C>& ob = *objs_[i];
+      const std::int64_t shadow = ob.shadow.load(std::memory_order_relaxed);
+      if (dead_[i]) {
+        if (shadow != 0) {
+          violation("object " + std::to_string(i) + " is dead with " + std::to_string(shadow) +
+                    " live tokens");
+        }
+        continue;
+      }
+      if (counter_->try_freeze(ob.hdr)) {
+        const std::int64_t q = counter_->query(ob.hdr);
+        counter_->unfreeze(ob.hdr);
+        if (q != shadow) {
+          violation("quiescent check " + std::to_string(checks_) + ": object " + std::to_string(i) +
+                    " query " + std::to_string(q) + " != live tokens " + std::to_string(shadow));
+        }
+      } else {
+        const std::int64_t a = counter_->approx(ob.hdr);
+        if (shadow == 0 || a != shadow) {
+          violation("quiescent check " + std::to_string(checks_) + ": object " + std::to_string(i) +
+                    " freeze refused; approx " + std::to_string(a) + ", live tokens " +
+                    std::to_string(shadow));
+        }
+      }
+    }
+    const bool over = Clock::now() >= end_ || g_stop_on_violation.load(std::memory_order_relaxed);
+    stop_ = over;  // read by every thread after the barrier (which orders it)
+    next_sync_ns_.store(ns_from_now(100), std::memory_order_relaxed);
+  }
+
+  void check_held(const Held<C>& h, const char* when) {
+    const std::uint64_t p = h.ob->payload.load(std::memory_order_relaxed);
+    if (p != h.inc) {
+      violation(std::string("token holder (") + when + ") saw object " +
+                std::to_string(h.ob - objs_.front().get()) + " incarnation " +
+                (p == kPoison ? std::string("POISONED (reclaimed)") : std::to_string(p)) +
+                " while holding a token of incarnation " + std::to_string(h.inc));
+    }
+  }
+  std::size_t index_of(const Obj<C>* ob) const {
+    for (std::size_t i = 0; i < objs_.size(); ++i) {
+      if (objs_[i].get() == ob) return i;
+    }
+    return objs_.size();
+  }
+
+  static constexpr std::size_t kMaxHeld = 16;  // tokens per worker, and per mailbox
+
+  static void remove_at(std::vector<Held<C>>& v, std::size_t i) {
+    if (i + 1 != v.size()) v[i] = std::move(v.back());
+    v.pop_back();
+  }
+
+  void put(Held<C>& h, Stats& st) {
+    check_held(h, "put");
+    h.ob->shadow.fetch_sub(1, std::memory_order_relaxed);  // before the put: see Obj::shadow
+    counter_->put(std::move(h.token));
+    ++st.puts;
+  }
+
+  template <class Barrier>
+  void worker(unsigned me, Barrier& sync, Stats& st) {
+    std::mt19937_64 rng(cfg_.seed * 1000003 + me + 1);
+    std::vector<Held<C>> held;
+    for (;;) {
+      for (int k = 0; k < 64; ++k) {
+        const auto r = rng() % 100;
+        if (r < 35 || held.empty()) {
+          Obj<C>& ob = *objs_[rng() % objs_.size()];
+          typename C::Token t = counter_->get(ob.hdr);
+          if (!t) {
+            ++st.failed_gets;  // frozen or dead right now
+            continue;
+          }
+          ++st.gets;
+          const std::uint64_t p = ob.payload.load(std::memory_order_relaxed);
+          if (p == kPoison) {
+            violation("get succeeded on dead object " + std::to_string(index_of(&ob)));
+          }
+          ob.shadow.fetch_add(1, std::memory_order_relaxed);  // after the get
+          held.push_back(Held<C>{std::move(t), &ob, p});
+          if (held.size() > kMaxHeld) {
+            put(held.front(), st);
+            held.erase(held.begin());
+          }
+        } else if (r < 65) {
+          const std::size_t i = rng() % held.size();
+          put(held[i], st);
+          remove_at(held, i);
+        } else if (r < 80) {
+          // Bounded mailboxes: a fast thread must not bury a descheduled one
+          // in tokens (on a small machine threads do run at very different
+          // rates); a full mailbox turns the migration into a put.
+          const std::size_t i = rng() % held.size();
+          const unsigned to = static_cast<unsigned>(rng() % cfg_.threads);
+          bool sent = false;
+          {
+            std::lock_guard lock(mailboxes_[to].mu);
+            if (mailboxes_[to].items.size() < kMaxHeld) {
+              mailboxes_[to].items.push_back(std::move(held[i]));
+              sent = true;
+            }
+          }
+          if (sent) {
+            ++st.migrations;
+          } else {
+            put(held[i], st);
+          }
+          remove_at(held, i);
+        } else if (r < 92) {
+          std::lock_guard lock(mailboxes_[me].mu);
+          auto& items = mailboxes_[me].items;
+          while (!items.empty() && held.size() < 2 * kMaxHeld) {
+            held.push_back(std::move(items.back()));
+            items.pop_back();
+          }
+        } else {
+          for (const auto& h : held) check_held(h, "poll");
+        }
+      }
+      if (sync_due()) {
+        sync.arrive_and_wait();
+        if (stop_) break;
+      }
+    }
+    // Wind down: release what we hold, then (after everyone stopped taking
+    // from mailboxes) what was sent to us.
+    for (auto& h : held) put(h, st);
+    held.clear();
+    sync.arrive_and_wait();
+    std::lock_guard lock(mailboxes_[me].mu);
+    for (auto& h : mailboxes_[me].items) put(h, st);
+    mailboxes_[me].items.clear();
+  }
+
+  void on_dead(std::size_t i, const char* how) {
+    Obj<C>& ob = *objs_[i];
+    const std::int64_t shadow = ob.shadow.load(std::memory_order_relaxed);
+    if (shadow != 0) {
+      violation(std::string(how) + " reclaimed object " + std::to_string(i) + " with " +
+                std::to_string(shadow) + " live tokens");
+    }
+    ob.payload.store(kPoison, std::memory_order_relaxed);  // holders that still see it: a bug
+    dead_[i] = 1;
+  }
+
+  template <class Barrier>
+  void reclaimer(Barrier& sync, Stats& st) {
+    std::mt19937_64 rng(cfg_.seed * 7919 + 17);
+    std::vector<typename C::Object*> batch;
+    std::vector<std::size_t> batch_idx;
+    std::unique_ptr<bool[]> dead(new bool[16]);
+    for (;;) {
+      for (int k = 0; k < 16; ++k) {
+        const std::size_t i = rng() % objs_.size();
+        Obj<C>& ob = *objs_[i];
+        const auto r = rng() % 100;
+        if (r < 35) {
+          if (dead_[i]) continue;
+          ++st.reclaims;
+          if (counter_->try_reclaim(ob.hdr)) {
+            ++st.reclaimed;
+            on_dead(i, "try_reclaim");
+          }
+        } else if (r < 50) {
+          batch.clear();
+          batch_idx.clear();
+          const std::size_t n = 1 + rng() % 16;
+          for (std::size_t j = 0; j < n; ++j) {
+            const std::size_t x = rng() % objs_.size();
+            if (dead_[x]) continue;
+            bool dup = false;
+            for (std::size_t y : batch_idx) dup = dup || y == x;
+            if (dup) continue;
+            batch.push_back(&objs_[x]->hdr);
+            batch_idx.push_back(x);
+          }
+          ++st.batches;
+          counter_->reclaim_batch(batch, std::span<bool>(dead.get(), batch.size()));
+          for (std::size_t j = 0; j < batch.size(); ++j) {
+            if (dead[j]) {
+              ++st.reclaimed;
+              on_dead(batch_idx[j], "reclaim_batch");
+            }
+          }
+        } else if (r < 75) {
+          if (!dead_[i]) continue;
+          ob.payload.store(++inc_[i], std::memory_order_relaxed);  // published by reset()
+          dead_[i] = 0;
+          counter_->reset(ob.hdr);
+          ++st.resets;
+        } else if (r < 88) {
+          counter_->set_distributed(ob.hdr, (rng() & 1) != 0);
+          ++st.flips;
+        } else {
+          // A frozen query races only with puts (gets fail): it may
+          // overcount, never count less than the tokens still live after it.
+          if (dead_[i] || !counter_->try_freeze(ob.hdr)) continue;
+          ++st.queries;
+          const std::int64_t q = counter_->query(ob.hdr);
+          const std::int64_t shadow = ob.shadow.load(std::memory_order_relaxed);
+          counter_->unfreeze(ob.hdr);
+          if constexpr (C::kExact) {
+            if (q < shadow) {
+              violation("frozen query of object " + std::to_string(i) + " = " + std::to_string(q) +
+                        " < live tokens " + std::to_string(shadow));
+            }
+          }
+        }
+      }
+      if (sync_due()) {
+        sync.arrive_and_wait();
+        if (stop_) break;
+      }
+    }
+    sync.arrive_and_wait();  // the workers' wind-down
+  }
+
+  struct Mailbox {
+    std::mutex mu;
+    std::vector<Held<C>> items;
+  };
+
+  const Config& cfg_;
+  const Clock::time_point end_;
+  std::unique_ptr<C> counter_;
+  std::vector<std::unique_ptr<Obj<C>>> objs_;
+  std::vector<Mailbox> mailboxes_;
+  std::vector<char> dead_;                     // reclaimer-owned; read at the barrier
+  std::vector<std::uint64_t> inc_;             // reclaimer-owned
+  std::atomic<std::int64_t> next_sync_ns_{0};  // relaxed: a deadline hint
+  bool stop_ = false;                          // written at the barrier, read after it
+  std::uint64_t checks_ = 0;                   // written at the barrier
+};
+
+// ---- cache phase -------------------------------------------------------------
+
+namespace fs = std::filesystem;
+using paygo::cache::Advice;
+using paygo::cache::kPageSize;
+
+// The same content function as tests/unit/cache_test.cpp: every byte depends
+// on (file, page, position).
+std::uint8_t pattern(std::uint32_t file, std::uint64_t offset) {
+  std::uint64_t x =
+      (std::uint64_t{file} << 48) ^ ((offset / kPageSize) << 16) ^ (offset % kPageSize / 8);
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  return static_cast<std::uint8_t>(x >> (8 * (offset % 8)));
+}
+
+template <class C>
+Stats cache_phase(const Config& cfg, Clock::time_point end) {
+  std::string tmpl = (fs::temp_directory_path() / "paygo-stress-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    violation("mkdtemp failed");
+    return {};
+  }
+  const fs::path dir = tmpl;
+  const std::vector<std::uint64_t> sizes = {41 * kPageSize + 123, 7 * kPageSize, kPageSize - 5,
+                                            13 * kPageSize + 1};
+  paygo::cache::CacheOptions opt;
+  opt.capacity_bytes = (4 * cfg.threads + 8) * kPageSize;  // > pins + reads in flight
+  opt.evict_batch = 4;
+  opt.drop_batch = 8;
+  Stats total;
+  {
+    paygo::cache::PageCache<C> cache(opt);
+    std::vector<paygo::cache::FileId> ids;
+    for (std::uint32_t f = 0; f < sizes.size(); ++f) {
+      const std::string p = (dir / ("f" + std::to_string(f))).string();
+      std::vector<std::uint8_t> buf(sizes[f]);
+      for (std::uint64_t i = 0; i < sizes[f]; ++i) buf[i] = pattern(f, i);
+      FILE* fp = std::fopen(p.c_str(), "wb");
+      if (fp == nullptr || std::fwrite(buf.data(), 1, buf.size(), fp) != buf.size()) std::abort();
+      std::fclose(fp);
+      auto id = cache.open(p);
+      if (!id) {
+        violation("open " + p + ": " + id.error().message());
+        return {};
+      }
+      ids.push_back(*id);
+    }
+    std::atomic<bool> stop{false};  // relaxed: a stop hint; the join orders the rest
+    auto check_bytes = [&](std::uint32_t f, std::uint64_t off, const std::uint8_t* p, std::size_t n,
+                           const char* what, Stats& st) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (p[i] != pattern(f, off + i)) {
+          violation(std::string(what) + ": file " + std::to_string(f) + " offset " +
+                    std::to_string(off + i) + " holds the wrong byte");
+          return;
+        }
+      }
+      st.bytes_checked += n;
+    };
+    auto reader = [&](unsigned me, Stats& st) {
+      std::mt19937_64 rng(cfg.seed * 31 + me);
+      std::vector<std::uint8_t> buf(3 * kPageSize + 64);
+      struct Pin {
+        typename paygo::cache::PageCache<C>::PinnedPage page;
+        std::uint32_t f;
+        std::uint64_t pg;
+      };
+      std::vector<Pin> pins;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const auto f = static_cast<std::uint32_t>(rng() % sizes.size());
+        const std::uint64_t size = sizes[f];
+        const auto r = rng() % 100;
+        if (r < 60) {
+          const std::uint64_t off = rng() % (size + 100);
+          const std::size_t len = 1 + rng() % buf.size();
+          const std::size_t want =
+              off >= size ? 0 : static_cast<std::size_t>(std::min<std::uint64_t>(len, size - off));
+          auto got = cache.read(ids[f], buf.data(), len, off);
+          ++st.reads;
+          if (!got) {
+            violation("read(file " + std::to_string(f) + ", off " + std::to_string(off) + ", len " +
+                      std::to_string(len) + "): " + got.error().message());
+          } else if (*got != want) {
+            violation("read(file " + std::to_string(f) + ", off " + std::to_string(off) + ", len " +
+                      std::to_string(len) + ") returned " + std::to_string(*got) +
+                      " bytes, expected " + std::to_string(want));
+          } else {
+            check_bytes(f, off, buf.data(), *got, "read", st);
+          }
+        } else if (r < 85) {
+          if (pins.size() >= 2) pins.erase(pins.begin());
+          const std::uint64_t pg = rng() % ((size + kPageSize - 1) / kPageSize);
+          auto p = cache.pin(ids[f], pg);
+          ++st.pins;
+          if (!p) {
+            violation("pin(file " + std::to_string(f) + ", page " + std::to_string(pg) +
+                      "): " + p.error().message());
+            continue;
+          }
+          const std::uint64_t expect = std::min<std::uint64_t>(kPageSize, size - pg * kPageSize);
+          if (p->size() != expect) {
+            violation("pin(file " + std::to_string(f) + ", page " + std::to_string(pg) + ") has " +
+                      std::to_string(p->size()) + " bytes");
+          }
+          check_bytes(f, pg * kPageSize, reinterpret_cast<const std::uint8_t*>(p->bytes().data()),
+                      p->size(), "pin", st);
+          pins.push_back(Pin{std::move(*p), f, pg});
+        } else if (!pins.empty()) {
+          // Still the same bytes, however much was evicted meanwhile.
+          const Pin& p = pins.back();
+          check_bytes(p.f, p.pg * kPageSize,
+                      reinterpret_cast<const std::uint8_t*>(p.page.bytes().data()), p.page.size(),
+                      "held pin", st);
+          pins.pop_back();
+        }
+      }
+    };
+    auto dropper = [&](Stats& st) {
+      std::mt19937_64 rng(cfg.seed * 131 + 7);
+      while (!stop.load(std::memory_order_relaxed)) {
+        const auto r = rng() % 100;
+        if (r < 20) {
+          auto rep = cache.drop(rng() % 2 == 0 ? 0 : 1 + rng() % 8);
+          (void)rep;
+          ++st.drops;
+          const auto s = cache.stats();
+          if (s.cached_pages > s.frames || s.free_frames > s.frames) {
+            violation("stats after drop: cached " + std::to_string(s.cached_pages) + ", free " +
+                      std::to_string(s.free_frames) + " of " + std::to_string(s.frames) +
+                      " frames");
+          }
+        } else {
+          const auto f = static_cast<std::uint32_t>(rng() % sizes.size());
+          const std::uint64_t off = rng() % (sizes[f] + kPageSize);
+          const std::uint64_t len = rng() % 4 == 0 ? 0 : rng() % (8 * kPageSize);
+          static constexpr Advice kAdvice[] = {Advice::Hot, Advice::Normal, Advice::WillNeed,
+                                               Advice::DontNeed};
+          const Advice a = kAdvice[rng() % 4];
+          auto res = cache.advise(ids[f], off, len, a);
+          ++st.advises;
+          if (!res) violation("advise: " + res.error().message());
+        }
+        std::this_thread::yield();
+      }
+    };
+    std::vector<Stats> stats(cfg.threads + 1);
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < cfg.threads; ++i) {
+      threads.emplace_back([&, i] { reader(i, stats[i]); });
+    }
+    threads.emplace_back([&] { dropper(stats[cfg.threads]); });
+    while (Clock::now() < end && !g_stop_on_violation.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    stop.store(true, std::memory_order_relaxed);
+    for (auto& t : threads) t.join();
+    for (auto& s : stats) total.add(s);
+    // Nothing pinned any more: everything can go.
+    const auto rep = cache.drop();
+    if (rep.busy != 0) violation("final drop: " + std::to_string(rep.busy) + " frames busy");
+    if (cache.stats().cached_pages != 0) violation("final drop left pages cached");
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return total;
+}
+
+template <class C>
+int run(const Config& cfg) {
+  const auto start = Clock::now();
+  const auto total =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.seconds));
+  const auto counter_end = start + (cfg.cache ? total / 2 : total);
+  Stats st = CounterPhase<C>(cfg, counter_end).run();
+  if (cfg.cache && g_violations.load(std::memory_order_relaxed) == 0) {
+    st.add(cache_phase<C>(cfg, start + total));
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  const std::uint64_t v = g_violations.load(std::memory_order_relaxed);
+  std::printf(
+      "paygo-stress: counter=%s threads=%u objects=%u seed=%llu seconds=%.1f: "
+      "%llu counter ops (gets %llu, failed gets %llu, puts %llu, migrations %llu, "
+      "reclaim attempts %llu + %llu batches, reclaimed %llu, resets %llu, mode flips %llu, "
+      "frozen queries %llu, quiescent checks %llu)",
+      std::string(C::kName).c_str(), cfg.threads, cfg.objects,
+      static_cast<unsigned long long>(cfg.seed), secs,
+      static_cast<unsigned long long>(st.counter_ops()), static_cast<unsigned long long>(st.gets),
+      static_cast<unsigned long long>(st.failed_gets), static_cast<unsigned long long>(st.puts),
+      static_cast<unsigned long long>(st.migrations), static_cast<unsigned long long>(st.reclaims),
+      static_cast<unsigned long long>(st.batches), static_cast<unsigned long long>(st.reclaimed),
+      static_cast<unsigned long long>(st.resets), static_cast<unsigned long long>(st.flips),
+      static_cast<unsigned long long>(st.queries), static_cast<unsigned long long>(st.checks));
+  if (cfg.cache) {
+    std::printf(
+        ", %llu cache ops (reads %llu, pins %llu, drops %llu, advises %llu; %llu bytes checked)",
+        static_cast<unsigned long long>(st.cache_ops()), static_cast<unsigned long long>(st.reads),
+        static_cast<unsigned long long>(st.pins), static_cast<unsigned long long>(st.drops),
+        static_cast<unsigned long long>(st.advises),
+        static_cast<unsigned long long>(st.bytes_checked));
+  }
+  std::printf("; violations %llu\n", static_cast<unsigned long long>(v));
+  if (v != 0) {
+    std::lock_guard lock(g_violation_mu);
+    std::printf("paygo-stress: FAILED: first violation: %s\n", g_first_violation.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg;
+  CLI::App app{
+      "paygo-stress: randomized get/put/migrate/reclaim/recycle stress with invariant "
+      "checks (docs/verification.md)"};
+  app.add_option("--threads", cfg.threads, "worker threads (plus one reclaimer)")
+      ->check(CLI::Range(1U, 1024U));
+  app.add_option("--objects", cfg.objects, "objects")->check(CLI::Range(1U, 1U << 20));
+  app.add_option("--seconds", cfg.seconds, "run time (half of it in the cache phase with --cache)")
+      ->check(CLI::PositiveNumber);
+  std::vector<std::string> names;
+  paygo::AllCounters::for_each([&]<class C>() {
+    if (C::kCounts) names.emplace_back(C::kName);
+  });
+  app.add_option("--counter", cfg.counter, "counter to test")->check(CLI::IsMember(names));
+  app.add_option("--seed", cfg.seed, "random seed");
+  app.add_flag("--cache", cfg.cache, "also run a page-cache phase");
+  app.add_option("--max-slots", cfg.max_slots, "slots of the counter (0: its default)");
+  app.add_flag("--tight", cfg.tight,
+               "paygo: tiny tables (16 entries, probe 2, local_limit 3, group_size 1)");
+  CLI11_PARSE(app, argc, argv);
+  int rc = 2;
+  paygo::AllCounters::for_each([&]<class C>() {
+    if constexpr (C::kCounts) {
+      if (C::kName == cfg.counter) rc = run<C>(cfg);
+    }
+  });
+  return rc;
+}
