@@ -63,7 +63,7 @@ QUERY_ARGS ?=
 # $(call banner,text): a visible stage header.
 banner = printf '\n==================== %s ====================\n' "$(1)"
 
-.PHONY: help deps build test eval clean format format-check consumer test-consumer \
+.PHONY: help deps build bench-build test eval clean format format-check consumer test-consumer \
         $(addprefix test-,$(PRESETS)) $(addprefix configure-,$(PRESETS)) \
         $(addprefix build-,$(PRESETS)) test-summary test-fuzz
 
@@ -209,7 +209,13 @@ define experiment
   echo; [ "$$rc" -le 1 ]; } 3>&1 | tee -a $(RESULTS_DIR)/summary.txt
 endef
 
-eval: build
+# `make eval` needs only paygo-bench: building the test suites too would
+# double the time a fresh machine waits before the first measurement.
+bench-build: deps configure-release
+	@$(call banner,build paygo-bench (-j$(JOBS)))
+	cmake --build --preset release --target paygo-bench
+
+eval: bench-build
 	@mkdir -p $(RESULTS_DIR)
 	@{ echo "paygo make eval, $$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
 	   echo "machine: $$(nproc) usable CPUs, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"; \
