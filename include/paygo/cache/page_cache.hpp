@@ -146,7 +146,10 @@ class PageCache {
     return (std::uint64_t{f} << kPageBits) | page;
   }
 
-  struct Frame {
+  /// Padded to its own lines: frames of pages that different threads read
+  /// (DRBL, DRBM) must not share a line, or an atomic count written by one
+  /// thread would slow the other down for nothing (false sharing).
+  struct alignas(kDestructiveInterference) Frame {
     explicit Frame(C& c, std::byte* d) : ref(c), data(d) {}
     typename C::Object ref;
     /// (file, page) this frame holds, kNoKey when free. Written only by the
