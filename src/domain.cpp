@@ -43,7 +43,7 @@ struct ThreadSlots {
 
   ~ThreadSlots() {
     exiting = true;
-    for (auto& c : tls_cache) c = ThreadCache{0, nullptr, nullptr};
+    for (auto& c : tls_cache) c = ThreadCache{0, nullptr, nullptr, 0};
     for (auto& [id, held] : by_domain) {
       if (held.slot == nullptr) continue;
       if (auto reg = held.registry.lock()) {
@@ -100,7 +100,7 @@ detail::Slot* Domain::current_slow() noexcept {
   if (!inserted && held.slot != nullptr) {
     // Relaxed payload: this thread owns the slot (see below).
     tls_cache_for(id_) =
-        ThreadCache{id_, held.slot, held.slot->payload.load(std::memory_order_relaxed)};
+        ThreadCache{id_, held.slot, held.slot->payload.load(std::memory_order_relaxed), 0};
     return held.slot;
   }
   Registry& reg = *registry_;
@@ -126,7 +126,7 @@ detail::Slot* Domain::current_slow() noexcept {
   s->owner.store(this_thread_tag(), std::memory_order_relaxed);  // handed over via `mu`
   // Relaxed: an adopted slot's payload was published before its retirement,
   // which happens before this adoption through `mu`.
-  tls_cache_for(id_) = ThreadCache{id_, s, s->payload.load(std::memory_order_relaxed)};
+  tls_cache_for(id_) = ThreadCache{id_, s, s->payload.load(std::memory_order_relaxed), 0};
   return s;
 }
 

@@ -57,7 +57,10 @@ PaygoTable* Paygo::find_table() noexcept {
   auto* t = static_cast<PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
   if (t == nullptr && (t = make_table(*slot)) == nullptr) return nullptr;
   detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
-  if (tc.domain_id == domain_.id() && tc.slot == slot) tc.payload = t;
+  if (tc.domain_id == domain_.id() && tc.slot == slot) {
+    tc.payload = t;
+    tc.aux = std::uintptr_t{t->index_mask} + 1;  // the fast path's table size
+  }
   return t;
 }
 

@@ -61,6 +61,10 @@ struct ThreadCache {
   std::uint64_t domain_id;
   Slot* slot;
   void* payload;  // slot->payload as last seen by this thread (its owner)
+  /// Counter-private word cached beside the payload (Paygo: its table size,
+  /// so the fast path finds an entry without reading the table header).
+  /// Zero until the counter sets it; the Domain resets it on (re)binding.
+  std::uintptr_t aux;
 };
 inline constexpr std::size_t kThreadCacheWays = 8;
 inline constinit thread_local ThreadCache tls_cache[kThreadCacheWays] = {};

@@ -60,8 +60,8 @@ struct PaygoEntry {
 struct PaygoTestAccess;  // tests/unit/paygo_test.cpp looks inside
 
 /// A slot's table: a 64-byte header followed, in the same allocation, by
-/// index_mask + 1 entries, so the fast path goes thread cache -> header ->
-/// entry with no pointer in between.
+/// index_mask + 1 entries. The owner's thread cache holds the table's
+/// address and size, so the fast path goes thread cache -> entry.
 struct alignas(64) PaygoTable {
   std::uint64_t group_bit;  // this slot's bit in every object's mask
   std::uint32_t index_mask;
@@ -166,9 +166,11 @@ class Paygo {
     detail::PaygoTable* table = nullptr;
     detail::PaygoEntry* e = nullptr;
     std::int32_t l = 0;
-    if (tc.domain_id == domain_.id() && tc.payload != nullptr) [[likely]] {
+    if (tc.domain_id == domain_.id() && tc.aux != 0) [[likely]] {
+      // tc.aux is the table size: the entry's address needs nothing but
+      // this thread's cache line (no load of the table header first).
       table = static_cast<detail::PaygoTable*>(tc.payload);
-      e = &table->entries()[hash(&o) & table->index_mask];
+      e = &table->entries()[hash(&o) & (tc.aux - 1)];
       l = e->local.load(std::memory_order_relaxed);  // we are its only writer
       if (e->obj.load(std::memory_order_relaxed) != &o || l >= opt_.local_limit) [[unlikely]] {
         e = nullptr;
