@@ -41,11 +41,11 @@ export CTEST_OUTPUT_ON_FAILURE := 1
 
 PRESETS := release asan tsan
 # libFuzzer harnesses (tests/fuzz/), built with clang++ outside the presets.
-FUZZ_DIR := $(BUILD_DIR)/fuzz
 FUZZ_HARNESSES := paygo_fuzz cache_fuzz
 FUZZ_SECONDS ?= 30
 FORMAT_DIRS := include src tests bench
 BUILD_DIR := build
+FUZZ_DIR := $(BUILD_DIR)/fuzz
 RESULTS_DIR := results/$(shell date +%Y%m%d-%H%M%S)
 BENCH := $(BUILD_DIR)/release/bench/paygo-bench
 # The sweep of `make eval`: under 5 minutes on a 2-core machine with the
