@@ -283,6 +283,14 @@ Outputs::Outputs(const std::string& json_path, const std::string& csv_path)
   }
 }
 
+int Outputs::finish(unsigned failures) const {
+  if (!json_path_.empty()) fmt::print(stderr, "wrote {}\n", json_path_);
+  if (!csv_path_.empty()) fmt::print(stderr, "wrote {}\n", csv_path_);
+  if (failures == 0) return 0;
+  fmt::print(stderr, "paygo-bench: {} point(s) failed (see above)\n", failures);
+  return 1;
+}
+
 void Outputs::write(const nlohmann::json& config, const std::vector<Result>& results) {
   if (json_.is_open()) {
     nlohmann::json doc;

@@ -202,6 +202,9 @@ class Outputs {
   Outputs(const std::string& json_path, const std::string& csv_path);
   /// Writes {"machine", "config", "results"} and the CSV, where requested.
   void write(const nlohmann::json& config, const std::vector<Result>& results);
+  /// The end of every subcommand: says on stderr which files were written
+  /// and how many points failed; returns the exit code (0, or 1 on failures).
+  int finish(unsigned failures) const;
 
  private:
   std::string json_path_, csv_path_;

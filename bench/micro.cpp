@@ -239,13 +239,7 @@ int run_micro(const MicroOptions& opt) {
                            {"repeat", opt.repeat}};
   outputs.write(config, results);
   print_tables(results);
-  if (!opt.json.empty()) fmt::print(stderr, "wrote {}\n", opt.json);
-  if (!opt.csv.empty()) fmt::print(stderr, "wrote {}\n", opt.csv);
-  if (failures != 0) {
-    fmt::print(stderr, "paygo-bench: {} point(s) failed (see above)\n", failures);
-    return 1;
-  }
-  return 0;
+  return outputs.finish(failures);
 }
 
 }  // namespace

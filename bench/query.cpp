@@ -181,13 +181,7 @@ int run_query(const QueryOptions& opt) {
                    ? std::string("-")
                    : fmt::format("{:.3f}", r.stats.median / it->second));
   }
-  if (!opt.json.empty()) fmt::print(stderr, "wrote {}\n", opt.json);
-  if (!opt.csv.empty()) fmt::print(stderr, "wrote {}\n", opt.csv);
-  if (failures != 0) {
-    fmt::print(stderr, "paygo-bench: {} point(s) failed (see above)\n", failures);
-    return 1;
-  }
-  return 0;
+  return outputs.finish(failures);
 }
 
 }  // namespace
