@@ -32,6 +32,7 @@
 #include <system_error>
 #include <vector>
 
+#include "../common/page_pattern.hpp"
 #include "fuzz_common.hpp"
 #include "paygo/cache/page_cache.hpp"
 #include "paygo/counters/atomic.hpp"
@@ -49,16 +50,7 @@ constexpr std::uint32_t kFiles = 3;
 constexpr std::size_t kMaxPins = 8;
 constexpr int kMaxOps = 300;
 
-// The content function of tests/unit/cache_test.cpp.
-std::uint8_t pattern(std::uint32_t file, std::uint64_t offset) {
-  std::uint64_t x =
-      (std::uint64_t{file} << 48) ^ ((offset / kPageSize) << 16) ^ (offset % kPageSize / 8);
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  x ^= x >> 31;
-  return static_cast<std::uint8_t>(x >> (8 * (offset % 8)));
-}
+using paygo::test_support::pattern;  // tests/common/page_pattern.hpp
 
 std::uint64_t pages_for(std::uint64_t bytes) {
   return (bytes + kPageSize - 1) / kPageSize;

@@ -41,6 +41,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "../common/page_pattern.hpp"
 #include "paygo/cache/page_cache.hpp"
 #include "paygo/counter_list.hpp"
 #include "paygo/paygo.hpp"
@@ -449,17 +450,7 @@ namespace fs = std::filesystem;
 using paygo::cache::Advice;
 using paygo::cache::kPageSize;
 
-// The same content function as tests/unit/cache_test.cpp: every byte depends
-// on (file, page, position).
-std::uint8_t pattern(std::uint32_t file, std::uint64_t offset) {
-  std::uint64_t x =
-      (std::uint64_t{file} << 48) ^ ((offset / kPageSize) << 16) ^ (offset % kPageSize / 8);
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  x ^= x >> 31;
-  return static_cast<std::uint8_t>(x >> (8 * (offset % 8)));
-}
+using paygo::test_support::pattern;  // tests/common/page_pattern.hpp
 
 template <class C>
 Stats cache_phase(const Config& cfg, Clock::time_point end) {

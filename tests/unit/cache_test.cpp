@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/page_pattern.hpp"
 #include "all_counters.hpp"
 #include "paygo/cache/page_cache.hpp"
 
@@ -26,17 +27,7 @@ using cache::CacheOptions;
 using cache::kPageSize;
 using cache::PageCache;
 
-// Every byte depends on (file, page, position): a frame holding the wrong
-// page, another file's page or a recycled page shows up in any read.
-std::uint8_t pattern(std::uint32_t file, std::uint64_t offset) {
-  std::uint64_t x =
-      (std::uint64_t{file} << 48) ^ ((offset / kPageSize) << 16) ^ (offset % kPageSize / 8);
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  x ^= x >> 31;
-  return static_cast<std::uint8_t>(x >> (8 * (offset % 8)));
-}
+using test_support::pattern;  // tests/common/page_pattern.hpp
 
 class TempDir {
  public:
