@@ -110,6 +110,27 @@ bool Paygo::try_freeze(Object& o) noexcept {
   return true;
 }
 
+namespace {
+/// One entry's contribution to the count of the object its `obj` named when
+/// the scan looked: local + anchor, read in that order (see the fold in
+/// claim()), both acquire: pairs with the release stores of `local` (get,
+/// back-off, home put, fold) and the release fetch_subs of remote puts.
+///
+/// Clamped at 0. The owner may retarget the entry after the scan read `obj`
+/// (the entry was free: no token of the scanned object on it) and the new
+/// object's get and remote put may then land between our two loads: local
+/// read before that get, anchor after that put, a negative sum that belongs
+/// to the other object. Subtracting it would hide a live reference held
+/// elsewhere (paygo-stress found this). An entry that still holds the
+/// scanned object never reads below its live tokens (docs/design.md), so
+/// the clamp only ever removes the other object's share.
+std::int64_t entry_count(const PaygoEntry& e) noexcept {
+  const std::int64_t v = std::int64_t{e.local.load(std::memory_order_acquire)} +
+                         e.anchor.load(std::memory_order_acquire);
+  return v > 0 ? v : 0;
+}
+}  // namespace
+
 std::int64_t Paygo::sum_masked(const Object& o) const noexcept {
   // Relaxed: after heavy_fence() every bit set before a reader's light fence
   // is visible; bits set later belong to readers that will see FROZEN.
@@ -130,10 +151,7 @@ std::int64_t Paygo::sum_masked(const Object& o) const noexcept {
       for (std::uint32_t i = 0; i < opt_.probe; ++i) {
         const PaygoEntry& e = t->entries()[(h + i) & t->index_mask];
         if (e.obj.load(std::memory_order_relaxed) != &o) continue;
-        // local before anchor (see the fold in claim()). Acquire on both:
-        // pairs with the release stores/fetch_subs of puts.
-        sum += e.local.load(std::memory_order_acquire);
-        sum += e.anchor.load(std::memory_order_acquire);
+        sum += entry_count(e);
       }
     }
   }
@@ -217,10 +235,7 @@ std::size_t Paygo::reclaim_batch(std::span<Object* const> objs, std::span<bool> 
       if (obj == nullptr) continue;
       for (std::size_t i = slot_of(obj); sc.keys[i] != nullptr; i = (i + 1) & mask) {
         if (sc.keys[i] != obj) continue;
-        // local before anchor, both acquire: as in sum_masked().
-        std::int64_t v = e.local.load(std::memory_order_acquire);
-        v += e.anchor.load(std::memory_order_acquire);
-        sc.sums[sc.vals[i]] += v;
+        sc.sums[sc.vals[i]] += entry_count(e);
         break;
       }
     }

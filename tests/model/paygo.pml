@@ -14,7 +14,10 @@
  *   T1         reader thread without a slot; registers on its first get
  *              (adopting slot 0 if T0 retired it, else taking slot 1).
  *              Puts the tokens T0 hands it: home put if it now owns the
- *              token's home slot, else the anchor.
+ *              token's home slot, else the anchor. T0 may hand it its X
+ *              token too: X's remote put lands on the anchor of T0's entry,
+ *              possibly while a scan for O is between its loads of that
+ *              entry's local and anchor (the entry was O's when read).
  *   Reclaimer  the cache: up to ATTEMPTS try_reclaim (or reclaim_batch)
  *              calls on O, and RESETS recycles (reset) of a dead O.
  *   Flusher    x86-TSO: drains the oldest entry of any reader's store
@@ -45,6 +48,8 @@
  *   NO_READER_FENCE     get() without light_fence (use without MEMBARRIER).
  *   NO_GENERATION_CHECK get() checks only FROZEN on the word re-read.
  *   NO_HEAVY_FENCE      try_freeze() without heavy_fence (with MEMBARRIER).
+ *   NO_CLAMP            a scan adds an entry's local + anchor even when it
+ *                       is negative (entry_count() without its clamp).
  * Bounds: BUF (store buffer entries), GETS0, GETS1, GETSX, ATTEMPTS,
  * RESETS, LIMIT (Options::local_limit).
  */
@@ -79,6 +84,7 @@
 #define X 2         /* another object sharing the entry */
 #define CENTRAL 0   /* token kinds */
 #define DIST 1
+#define XTOK 2      /* a token of X (always distributed) */
 
 #ifdef SHARED_GROUP
 #define GBIT(s) 1
@@ -132,7 +138,7 @@ bit done1;
 /* Tokens handed from T0 to T1 (migration): {kind, home slot, incarnation}.
  * The hand-off itself is a ghost: it does not drain T0's buffer, which
  * allows strictly more behaviours than any real hand-off. */
-chan mb = [GETS0] of { byte, byte, byte };
+chan mb = [GETS0 + GETSX] of { byte, byte, byte };
 
 /* ---- helpers (only ever used inside d_step / atomic) --------------------- */
 inline flush1(t) {
@@ -379,6 +385,18 @@ g_central:
 /* ---- reader: Token::reset() ----------------------------------------------- */
 inline put_tok(kind, hs, g) {
   if
+  :: kind == XTOK ->
+     /* put(X) by whoever holds it: home or anchor, as for O */
+     if
+     :: owner[hs] == me + 1 ->
+px_home:
+        d_step { sb[me].cnt < BUF; vlocal(me, hs, lv); st(me, ALOC(hs), lv - 1); lv = 0;
+                 liveX--; check_nonneg(hs) }
+     :: else ->
+px_anchor:
+        d_step { drain(me); eanchor[hs]--; liveX--;
+                 printf("@ T%d put(X): anchor[%d] -> %d\n", me, hs, eanchor[hs]); check_nonneg(hs) }
+     fi
   :: kind == CENTRAL ->
      /* central_put(): word.fetch_sub(1, release) */
 p_central:
@@ -421,7 +439,11 @@ proctype T0() {
      fi;
      get_any();
      if
-     :: ok && cob == X -> hX = 1
+     :: ok && cob == X ->
+        if
+        :: hX = 1                                 /* keep it, put at home */
+        :: mb!XTOK, slot, 0                       /* migrate to T1 */
+        fi
      :: ok && cob == O ->
         if
         :: pk = tkind; ps = tslot; pg = tgen;
@@ -534,7 +556,14 @@ r_obj:
 r_local:
                  d_step { gs = gs + elocal[s]; printf("@ R slot %d: local %d\n", s, elocal[s]) };
 r_anchor:
-                 d_step { gs = gs + eanchor[s]; printf("@ R slot %d: anchor %d\n", s, eanchor[s]) }
+                 d_step { gs = gs + eanchor[s]; printf("@ R slot %d: anchor %d\n", s, eanchor[s]) };
+#ifndef NO_CLAMP
+                 /* entry_count(): a negative entry sum is another object's */
+r_clamp:
+                 if :: gs < 0 -> gs = 0 :: else fi
+#else
+                 skip
+#endif
               :: else
               fi
            :: else
@@ -557,8 +586,12 @@ r_broken_clear:
         :: else -> break
         od;
         o = 0; gs = 0; s = 0; m = 0; hw = 0; t = 0;
-        /* counts never negative: a scan after the fence never reads < 0 */
+        /* counts never negative: a scan after the fence never reads < 0
+         * (not asserted for NO_CLAMP, whose check is the harm it does:
+         * the reclaim of a live object) */
+#ifndef NO_CLAMP
         assert(sum >= 0);
+#endif
         if
         :: sum != 0 ->
            /* busy: central_unfreeze() */

@@ -47,6 +47,8 @@ variants=(
   "no_reader_fence|cex|-DNO_READER_FENCE|"
   "no_generation_check|cex|-DNO_GENERATION_CHECK|"
   "no_heavy_fence_membarrier|cex|-DMEMBARRIER -DNO_HEAVY_FENCE|"
+  "no_clamp|cex|-DNO_CLAMP|"
+  "no_clamp_membarrier_batch|cex|-DMEMBARRIER -DBATCH -DNO_CLAMP|"
 )
 
 selected=("$@")

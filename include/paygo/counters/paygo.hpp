@@ -22,9 +22,10 @@
 // Freeze/query (docs/design.md has the proof): a reader publishes its entry,
 // sets its group bit in the object's mask, runs light_fence(), then checks
 // the word; a reclaimer CASes FROZEN into the word, runs heavy_fence(), then
-// sums the entries of the groups in the mask. Group bits are cleared only
-// when the object is found dead. reclaim_batch() freezes many objects, pays
-// one heavy fence and scans each live table once.
+// sums the entries of the groups in the mask (each entry's local + anchor,
+// clamped at 0: a negative sum is another object's, docs/design.md point 4). Group bits are cleared
+// only when the object is found dead. reclaim_batch() freezes many objects, pays one heavy fence
+// and scans each live table once.
 //
 // When not to use: for objects that are rarely shared between threads, or
 // that are reclaimed about as often as they are read — each reclaim costs a
@@ -183,15 +184,19 @@ class Paygo {
       if (e == nullptr) return get_central(o);  // window full or saturated
       l = e->local.load(std::memory_order_relaxed);
     }
-    // Relaxed: ordered before the word re-check by the light fence below.
-    e->local.store(l + 1, std::memory_order_relaxed);
+    // Release (a plain mov on x86): pairs with the acquire load of `local`
+    // in entry_count() (src/paygo.cpp), so a scan that reads this value also
+    // sees the anchor fold claim() may have done before it. Its order
+    // against the word re-check below is the light fence's job.
+    e->local.store(l + 1, std::memory_order_release);
     if (!(o.mask_.load(std::memory_order_relaxed) & table->group_bit)) [[unlikely]] {
       o.mask_.fetch_or(table->group_bit, std::memory_order_relaxed);  // ordered by the fence
     }
     light_fence();  // pairs with heavy_fence() in try_freeze()/reclaim_batch()
     const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
     if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
-      e->local.store(l, std::memory_order_relaxed);  // back off; a scan may count it: harmless
+      // Back off (a scan may have counted the +1: harmless). Release: as above.
+      e->local.store(l, std::memory_order_release);
       return {};
     }
     return Token(e, table->slot);
