@@ -6,6 +6,11 @@
 #                fuzz each libFuzzer harness for FUZZ_SECONDS (clang++), then
 #                build a consumer of the installed package
 #
+#   make kernel-test   the Linux 6.1 port: build a vanilla and a patched
+#                kernel, boot each in QEMU (TCG), run the in-guest suite
+#                (kernel/README.md) -> results/kernel-<time>/; CI runs it
+#                after `make test` (.ci/run)
+#
 # Other targets: deps (install Debian packages), build, format (fix
 # formatting), format-check, test-release/test-asan/test-tsan, test-consumer,
 # clean. `make help` lists them.
@@ -43,7 +48,7 @@ PRESETS := release asan tsan
 # libFuzzer harnesses (tests/fuzz/), built with clang++ outside the presets.
 FUZZ_HARNESSES := paygo_fuzz cache_fuzz
 FUZZ_SECONDS ?= 30
-FORMAT_DIRS := include src tests bench
+FORMAT_DIRS := include src tests bench kernel/guest
 BUILD_DIR := build
 FUZZ_DIR := $(BUILD_DIR)/fuzz
 RESULTS_DIR := results/$(shell date +%Y%m%d-%H%M%S)
@@ -65,7 +70,7 @@ banner = printf '\n==================== %s ====================\n' "$(1)"
 
 .PHONY: help deps build bench-build test eval clean format format-check consumer test-consumer \
         $(addprefix test-,$(PRESETS)) $(addprefix configure-,$(PRESETS)) \
-        $(addprefix build-,$(PRESETS)) test-summary test-fuzz
+        $(addprefix build-,$(PRESETS)) test-summary test-fuzz kernel-test
 
 help:
 	@echo "make eval          build (release), run micro/counting/query + plots into results/<time>/"
@@ -75,6 +80,7 @@ help:
 	@echo "make format        clang-format -i the sources; format-check only checks"
 	@echo "make test-<preset> one preset ($(PRESETS)); test-consumer: the install check"
 	@echo "make test-fuzz     build the libFuzzer harnesses (clang++) and fuzz each FUZZ_SECONDS"
+	@echo "make kernel-test   build vanilla + PAYGO-patched Linux 6.1, test both in QEMU (KERNEL_TEST_ARGS)"
 	@echo "make clean         remove build/ (results/ is kept)"
 
 # ---- dependencies ------------------------------------------------------------
@@ -188,6 +194,15 @@ test-summary:
 
 # Order matters (.NOTPARALLEL runs prerequisites left to right, each once).
 test: deps format-check $(addprefix test-,$(PRESETS)) test-fuzz test-consumer test-summary
+
+# ---- the Linux port ------------------------------------------------------------
+
+# kernel/run.sh installs its own packages (linux-source-6.1, qemu, busybox,
+# ...), builds both kernels and boots them; --help lists KERNEL_TEST_ARGS.
+KERNEL_TEST_ARGS ?=
+kernel-test:
+	@$(call banner,kernel-test)
+	kernel/run.sh $(KERNEL_TEST_ARGS)
 
 # ---- benchmark ---------------------------------------------------------------
 
