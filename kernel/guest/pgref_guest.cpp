@@ -213,8 +213,19 @@ int cmd_race(const std::string& dir, double seconds, unsigned readers, std::uint
   make_file(path, 2, bytes);
   const int fd = open_ro(path);
   read_all(fd, bytes);
+  // A second file the toggler truncates and rewrites (same content) and
+  // marks hot again: hot folios leave the cache while readers hold them
+  // (the retire path). Reads of it may be short, never wrong.
+  const std::string tpath = dir + "/race-trunc.dat";
+  constexpr std::uint64_t kTruncBytes = 16 * kPage;
+  std::vector<std::uint8_t> tcontent(kTruncBytes);
+  for (std::uint64_t i = 0; i < kTruncBytes; ++i) tcontent[i] = pattern(5, i);
+  const int tfd = ::open(tpath.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0644);
+  if (tfd < 0) die("open " + tpath);
+  if (::pwrite(tfd, tcontent.data(), kTruncBytes, 0) != static_cast<ssize_t>(kTruncBytes))
+    die("write " + tpath);
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> reads{0}, bad{0}, errors{0};
+  std::atomic<std::uint64_t> reads{0}, bad{0}, errors{0}, truncated_reads{0};
   std::vector<std::thread> ts;
   for (unsigned t = 0; t < readers; ++t) {
     ts.emplace_back([&, t] {
@@ -224,6 +235,19 @@ int cmd_race(const std::string& dir, double seconds, unsigned readers, std::uint
       const std::uint64_t pages = bytes / kPage;
       std::uint64_t n = 0;
       while (!stop.load(std::memory_order_relaxed)) {
+        if (rng() % 4 == 0) {  // the file being truncated: any prefix, right bytes
+          const std::uint64_t off = (rng() % 16) * kPage;
+          const ssize_t got = ::pread(tfd, buf.data(), kPage, static_cast<off_t>(off));
+          if (got < 0) {
+            errors.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          bad.fetch_add(mismatches(buf.data(), static_cast<std::size_t>(got), 5, off),
+                        std::memory_order_relaxed);
+          truncated_reads.fetch_add(1, std::memory_order_relaxed);
+          ++n;
+          continue;
+        }
         // Mostly a few hot pages (the DRBH pattern), sometimes anywhere.
         const std::uint64_t page = (rng() % 4 != 0) ? rng() % 4 : rng() % pages;
         const std::size_t len = (rng() % 2) ? kPage : 2 * kPage;
@@ -245,6 +269,10 @@ int cmd_race(const std::string& dir, double seconds, unsigned readers, std::uint
   int hot_ok = 0;
   const auto end = Clock::now() + std::chrono::duration<double>(seconds);
   while (Clock::now() < end) {
+    if (::ftruncate(tfd, 0) != 0) die("ftruncate " + tpath);
+    if (::pwrite(tfd, tcontent.data(), kTruncBytes, 0) != static_cast<ssize_t>(kTruncBytes))
+      die("write " + tpath);
+    advise_hot(tfd, 0, 0);
     hot_ok |= advise_hot(fd, 0, 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     ::posix_fadvise(fd, 0, 2 * kPage, POSIX_FADV_NORMAL);
@@ -258,13 +286,16 @@ int cmd_race(const std::string& dir, double seconds, unsigned readers, std::uint
   stop = true;
   for (auto& t : ts) t.join();
   ::close(fd);
+  ::close(tfd);
   const bool ok = bad.load() == 0 && errors.load() == 0 && reads.load() > 0;
   std::printf(
-      "CHECK race %s seconds=%.0f readers=%u reads=%llu bad_bytes=%llu errors=%llu cycles=%llu "
-      "hot=%s\n",
+      "CHECK race %s seconds=%.0f readers=%u reads=%llu of_truncated_file=%llu bad_bytes=%llu "
+      "errors=%llu cycles=%llu hot=%s pgref_busy_freezes=%ld\n",
       ok ? "ok" : "FAIL", seconds, readers, static_cast<unsigned long long>(reads.load()),
+      static_cast<unsigned long long>(truncated_reads.load()),
       static_cast<unsigned long long>(bad.load()), static_cast<unsigned long long>(errors.load()),
-      static_cast<unsigned long long>(cycles), hot_ok ? "yes" : "unsupported");
+      static_cast<unsigned long long>(cycles), hot_ok ? "yes" : "unsupported",
+      pgref_stat("busy_freezes"));
   return ok ? 0 : 1;
 }
 
