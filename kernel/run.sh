@@ -13,6 +13,8 @@
 #   PAYGO_CCACHE_DIR    ccache directory (default: ~/.cache/paygo-kernel-ccache)
 #   PAYGO_KERNEL_JOBS   make -j (default: nproc)
 #   PAYGO_QEMU_TIMEOUT  seconds per boot before it is killed (default 600)
+#   PAYGO_RACE_SECONDS  length of the in-guest race test (default 20)
+#   PAYGO_FIRST_MODE    suite of the first boot: full (default) or checks
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,7 +33,7 @@ packages=(linux-source-6.1 busybox-static qemu-system-x86 ccache flex bison bc
   libelf-dev libssl-dev cpio e2fsprogs gzip python3 g++ make libcli11-dev)
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 
 Options:
@@ -40,7 +42,7 @@ Options:
   --skip-deps        do not apt-get install (the packages must be there)
   --kernels LIST     which kernels to build and boot (default "vanilla patched";
                      "seed" boots the kernel built with --seed-patch)
-  --seed-patch FILE  also build a kernel with FILE applied instead of
+  --seed-patch FILE  the patch the "seed" kernel is built with, instead of
                      kernel/patches (to show the seed's defects; not in CI)
   --out DIR          where the JSON, logs and summary go
                      (default: results/kernel-<UTC time>)
@@ -223,7 +225,7 @@ boot() {  # kernel mode boot-number -> serial log path
   local t0=$SECONDS rc=0
   timeout "$qemu_timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G \
     -kernel "$work/images/$name-bzImage" -initrd "$guest/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1 pgref.mode=$mode" \
+    -append "console=ttyS0 panic=-1 pgref.mode=$mode pgref.race=${PAYGO_RACE_SECONDS:-20}" \
     -drive "file=$img,if=virtio,format=raw" \
     -display none -monitor none -serial "file:$logf" -no-reboot </dev/null >/dev/null 2>&1 || rc=$?
   rm -f "$img"
@@ -234,7 +236,7 @@ boot() {  # kernel mode boot-number -> serial log path
 # a slow spell of this shared machine hits both sides of a ratio.
 for ((n = 1; n <= boots; n++)); do
   for k in $kernels; do
-    if [[ $n == 1 ]]; then boot "$k" full "$n"; else boot "$k" bench "$n"; fi
+    if [[ $n == 1 ]]; then boot "$k" "${PAYGO_FIRST_MODE:-full}" "$n"; else boot "$k" bench "$n"; fi
   done
 done
 
