@@ -234,32 +234,27 @@ int cmd_race(const std::string& dir, double seconds, unsigned readers, std::uint
       std::vector<std::uint8_t> buf(2 * kPage);
       const std::uint64_t pages = bytes / kPage;
       std::uint64_t n = 0;
+      // One pread of [off, off + len) of file `id`; every byte it returns
+      // (a short read is fine) must be the pattern.
+      auto checked_read = [&](int from, std::uint32_t id, std::uint64_t off, std::size_t len) {
+        const ssize_t got = ::pread(from, buf.data(), len, static_cast<off_t>(off));
+        if (got < 0) {
+          errors.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+        bad.fetch_add(mismatches(buf.data(), static_cast<std::size_t>(got), id, off),
+                      std::memory_order_relaxed);
+        ++n;
+      };
       while (!stop.load(std::memory_order_relaxed)) {
         if (rng() % 4 == 0) {  // the file being truncated: any prefix, right bytes
-          const std::uint64_t off = (rng() % 16) * kPage;
-          const ssize_t got = ::pread(tfd, buf.data(), kPage, static_cast<off_t>(off));
-          if (got < 0) {
-            errors.fetch_add(1, std::memory_order_relaxed);
-            continue;
-          }
-          bad.fetch_add(mismatches(buf.data(), static_cast<std::size_t>(got), 5, off),
-                        std::memory_order_relaxed);
+          checked_read(tfd, 5, (rng() % 16) * kPage, kPage);
           truncated_reads.fetch_add(1, std::memory_order_relaxed);
-          ++n;
           continue;
         }
         // Mostly a few hot pages (the DRBH pattern), sometimes anywhere.
         const std::uint64_t page = (rng() % 4 != 0) ? rng() % 4 : rng() % pages;
-        const std::size_t len = (rng() % 2) ? kPage : 2 * kPage;
-        const std::uint64_t off = page * kPage;
-        const ssize_t got = ::pread(fd, buf.data(), len, static_cast<off_t>(off));
-        if (got < 0) {
-          errors.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        bad.fetch_add(mismatches(buf.data(), static_cast<std::size_t>(got), 2, off),
-                      std::memory_order_relaxed);
-        ++n;
+        checked_read(fd, 2, page * kPage, (rng() % 2) ? kPage : 2 * kPage);
       }
       reads.fetch_add(n);
     });
