@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -281,37 +282,68 @@ int run_counting(const CountingOptions& opt) {
                     ((with_cache ? counters.size() : 0) + (with_pread ? 1 : 0) + rocks.size()));
   std::vector<Result> results;
   unsigned failures = 0;
-  auto measure = [&](const std::string& workload, unsigned t, const std::string& counter,
-                     const std::string& mode, auto&& once) {
-    const std::string what =
-        fmt::format("counting {} io={} {} threads={}", workload, mode, counter, t);
+  // The points of one (workload, threads) pair run their repeats
+  // interleaved (round r of every point, then round r + 1), so a drift in the
+  // machine's speed (another tenant, frequency) hits every counter alike and
+  // the ratios between them stay fair.
+  struct Point {
+    std::string counter, mode;
+    std::function<double()> once;
     std::vector<double> samples;
-    try {
-      for (unsigned r = 0; r < opt.repeat; ++r) samples.push_back(once());
-    } catch (const PointFailed& e) {
-      ++failures;
-      progress.report(what, fmt::format("FAILED: {}", e.what()));
-      return;
+    bool failed = false;
+  };
+  auto run_group = [&](const std::string& workload, unsigned t, std::vector<Point>& points) {
+    for (unsigned r = 0; r < opt.repeat; ++r) {
+      for (auto& p : points) {
+        if (p.failed) continue;
+        try {
+          p.samples.push_back(p.once());
+        } catch (const PointFailed& e) {
+          p.failed = true;
+          ++failures;
+          progress.report(
+              fmt::format("counting {} io={} {} threads={}", workload, p.mode, p.counter, t),
+              fmt::format("FAILED: {}", e.what()));
+        }
+      }
     }
-    Result res{"counting", workload, counter, mode, t, std::nullopt, summarize(samples), "ops/s"};
-    progress.report(what, fmt::format("{} ops/s (median of {})", human(res.stats.median, "ops/s"),
-                                      samples.size()));
-    results.push_back(std::move(res));
+    for (auto& p : points) {
+      if (p.failed) continue;
+      Result res{"counting",           workload, p.counter, p.mode, t, std::nullopt,
+                 summarize(p.samples), "ops/s"};
+      progress.report(
+          fmt::format("counting {} io={} {} threads={}", workload, p.mode, p.counter, t),
+          fmt::format("{} ops/s (median of {})", human(res.stats.median, "ops/s"),
+                      p.samples.size()));
+      results.push_back(std::move(res));
+    }
   };
   for (const auto& w : workloads) {
     for (unsigned t : threads) {
+      std::vector<Point> points;
       if (with_cache) {
         for_each_selected(counters, [&]<class C>() {
-          measure(w, t, std::string(C::kName), "cache",
-                  [&] { return cache_once<C>(files, w, t, duration); });
+          points.push_back(
+              {std::string(C::kName),
+               "cache",
+               [&files, &w, t, duration] { return cache_once<C>(files, w, t, duration); },
+               {}});
         });
       }
       if (with_pread) {
-        measure(w, t, "kernel", "pread", [&] { return pread_once(files, w, t, duration); });
+        points.push_back({"kernel",
+                          "pread",
+                          [&files, &w, t, duration] { return pread_once(files, w, t, duration); },
+                          {}});
       }
       for (const auto& m : rocks) {
-        measure(w, t, m, m, [&] { return rocksdb_once(m, files, w, t, duration); });
+        points.push_back(
+            {m,
+             m,
+             [&files, &w, &m, t, duration] { return rocksdb_once(m, files, w, t, duration); },
+             {}});
       }
+      run_group(w, t, points);
     }
   }
   nlohmann::json config = {{"command", "counting"}, {"workloads", workloads},
@@ -343,9 +375,10 @@ Subcommand add_counting_command(CLI::App& app) {
       "         memcpy 4 KiB + Release; the counter column is the cache's name\n"
       "Threads are pinned round-robin to the usable CPUs, warmed up (one untimed read each),\n"
       "started together and stopped by a flag after --duration seconds; result: reads/s\n"
-      "summed over threads. Each point runs --repeat times (a fresh cache each time);\n"
-      "median, min and max are reported, with ratios to noop, atomic and kernel (pread) at the\n"
-      "same threads.\n"
+      "summed over threads. Each point runs --repeat times (a fresh cache each time); the\n"
+      "repeats of all points with the same workload and threads are interleaved (round 1 of\n"
+      "each, then round 2, ...), so drift hits them alike. Median, min and max are reported,\n"
+      "with ratios to noop, atomic and kernel (pread) at the same threads.\n"
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
   sub->add_option("--workload,--workloads", opt->workloads,
                   "Comma-separated: DRBL, DRBM, DRBH, or 'all'")

@@ -22,6 +22,8 @@ Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max
   while (((opt_.max_slots - 1) >> std::countr_zero(gs)) >= 64) gs <<= 1;  // at most 64 groups
   opt_.group_size = gs;
   group_shift_ = static_cast<std::uint32_t>(std::countr_zero(gs));
+  index_mask_ = opt_.table_entries - 1;
+  fast_key_ = (static_cast<std::uintptr_t>(domain_.id()) << 1) | 1;
 }
 
 Paygo::~Paygo() {
@@ -57,16 +59,19 @@ PaygoTable* Paygo::find_table() noexcept {
   auto* t = static_cast<PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
   if (t == nullptr && (t = make_table(*slot)) == nullptr) return nullptr;
   detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
-  if (tc.domain_id == domain_.id() && tc.slot == slot) {
+  // Enable the inline fast path for this thread, which relies on
+  // membarrier for its light fence (TSAN builds model both fence sides as
+  // RMWs instead); without membarrier every get takes get_slow().
+  if (tc.domain_id == domain_.id() && tc.slot == slot && (membarrier_in_use() || PAYGO_TSAN)) {
     tc.payload = t;
-    tc.aux = std::uintptr_t{t->index_mask} + 1;  // the fast path's table size
+    tc.aux = fast_key_;
   }
   return t;
 }
 
 PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
   PaygoTable* t = &table;
-  const std::uint32_t h = hash(&o);
+  const std::uint32_t h = o.hint_;
   PaygoEntry* free_entry = nullptr;
   for (std::uint32_t i = 0; i < opt_.probe; ++i) {
     PaygoEntry& e = t->entries()[(h + i) & t->index_mask];
@@ -104,6 +109,19 @@ PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
   return free_entry;
 }
 
+Paygo::Token Paygo::get_other(Object& o, std::uint64_t w0) noexcept {
+  if (w0 & detail::kFrozen) return {};
+  return get_central(o);
+}
+
+Paygo::Token Paygo::get_slow(Object& o, std::uint64_t w0) noexcept {
+  PaygoTable* table = find_table();             // registers the slot, makes the table
+  if (table == nullptr) return get_central(o);  // more threads than slots
+  PaygoEntry* e = claim(*table, o);
+  if (e == nullptr) return get_central(o);  // window full or saturated
+  return publish<false>(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
+}
+
 bool Paygo::try_freeze(Object& o) noexcept {
   if (!detail::central_tryfreeze(o.word_)) return false;
   heavy_fence();  // pairs with light_fence() in get()
@@ -136,7 +154,7 @@ std::int64_t Paygo::sum_masked(const Object& o) const noexcept {
   // is visible; bits set later belong to readers that will see FROZEN.
   std::uint64_t mask = o.mask_.load(std::memory_order_relaxed);
   const std::uint32_t hw = domain_.high_water();
-  const std::uint32_t h = hash(&o);
+  const std::uint32_t h = o.hint_;
   std::int64_t sum = 0;
   while (mask != 0) {
     const auto g = static_cast<std::uint32_t>(std::countr_zero(mask));

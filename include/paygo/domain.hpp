@@ -61,8 +61,8 @@ struct ThreadCache {
   std::uint64_t domain_id;
   Slot* slot;
   void* payload;  // slot->payload as last seen by this thread (its owner)
-  /// Counter-private word cached beside the payload (Paygo: its table size,
-  /// so the fast path finds an entry without reading the table header).
+  /// Counter-private word cached beside the payload (Paygo: a key unique to
+  /// the counter that says "slot and table cached, fast path on").
   /// Zero until the counter sets it; the Domain resets it on (re)binding.
   std::uintptr_t aux;
 };

@@ -60,6 +60,55 @@ TEST(Paygo, HomePutIsLocalAndRemotePutPaysTheAnchor) {
   EXPECT_TRUE(c.try_reclaim(o));
 }
 
+// Counters whose domains share a way of the thread cache (ids 8 apart)
+// take turns in it: each get must land in its own counter's table, never in
+// the table the way held a moment ago. The fast path trusts the way after
+// one compare of its key; a key that two counters could share would send
+// a's last get below into b's freed table (ASAN: heap-use-after-free).
+TEST(Paygo, CountersSharingAThreadCacheWayKeepTheirOwnTables) {
+  std::vector<std::unique_ptr<Paygo>> counters;
+  for (std::size_t i = 0; i <= detail::kThreadCacheWays; ++i) {
+    counters.push_back(std::make_unique<Paygo>(small_options()));
+  }
+  Paygo& a = *counters.front();
+  Paygo& b = *counters.back();
+  ASSERT_EQ(a.domain().id() % detail::kThreadCacheWays, b.domain().id() % detail::kThreadCacheWays);
+  Paygo::Object oa;
+  Paygo::Object ob;
+  a.set_distributed(oa, true);
+  b.set_distributed(ob, true);
+  std::vector<Paygo::Token> ta;
+  std::vector<Paygo::Token> tb;
+  for (int round = 0; round < 3; ++round) {
+    ta.push_back(a.get(oa));
+    tb.push_back(b.get(ob));
+    ta.push_back(a.get(oa));  // the fast path, right after b took the way
+    ASSERT_TRUE(ta.back().distributed());
+    ASSERT_TRUE(tb.back().distributed());
+  }
+  ASSERT_TRUE(a.try_freeze(oa));
+  EXPECT_EQ(a.query(oa), 6);
+  a.unfreeze(oa);
+  ASSERT_TRUE(b.try_freeze(ob));
+  EXPECT_EQ(b.query(ob), 3);
+  b.unfreeze(ob);
+  ta.clear();
+  tb.clear();
+  EXPECT_TRUE(a.try_reclaim(oa));
+  EXPECT_TRUE(b.try_reclaim(ob));
+  // b holds the way last, then dies with its table; a's next get must not
+  // trust what the way still caches.
+  a.reset(oa);
+  b.reset(ob);
+  b.get(ob).reset();
+  counters.pop_back();
+  Paygo::Token t = a.get(oa);
+  ASSERT_TRUE(t.distributed());
+  ASSERT_TRUE(a.try_freeze(oa));
+  EXPECT_EQ(a.query(oa), 1);
+  a.unfreeze(oa);
+}
+
 TEST(Paygo, CentralObjectsUseTheWordUntilMarkedHot) {
   Paygo c(small_options());
   Paygo::Object o;

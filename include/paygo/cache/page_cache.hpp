@@ -158,7 +158,7 @@ class PageCache {
     /// the counter's reset(), so relaxed suffices on both sides.
     std::atomic<std::uint64_t> key{kNoKey};
     /// Release store of kReady/kError after the data: pairs with the
-    /// acquire loads in acquire_page().
+    /// acquire loads in try_hit() and acquire_loop().
     std::atomic<std::uint32_t> state{kFree};
     std::atomic<std::uint32_t> len{0};    // valid bytes; published by `state`
     std::atomic<int> error{0};            // errno of a failed load; published by `state`
@@ -217,7 +217,21 @@ class PageCache {
     }
   }
 
-  Result<Frame*> acquire_page(File& f, std::uint64_t page, Token& token);
+  PAYGO_INLINE Token try_hit(File& f, std::uint64_t page, Frame*& out) noexcept;
+  Result<Frame*> acquire_page(File& f, std::uint64_t page, Token& token) {
+    Frame* fr = nullptr;
+    Token t = try_hit(f, page, fr);
+    if (fr == nullptr) [[unlikely]]
+      return acquire_loop(f, page, token);
+    token = std::move(t);
+    return fr;
+  }
+  /// read()'s way out of the hit path: acquire_loop() with the token
+  /// returned by value, so read()'s own token never has its address taken
+  /// and stays in registers.
+  [[gnu::noinline]] Token acquire_slow(File& f, std::uint64_t page, Frame*& out,
+                                       std::error_code& error);
+  Result<Frame*> acquire_loop(File& f, std::uint64_t page, Token& token);
   Result<Frame*> load_page(File& f, Index& idx, std::uint64_t page, Token& token, bool& retry);
   Frame* take_frame_locked();
   void reclaim_locked(std::vector<Frame*>& cands, DropReport* report);

@@ -76,8 +76,58 @@ Result<std::uint64_t> PageCache<C>::size(FileId id) const {
 }
 
 /*** The read path ***/
+// The hit path, inline in read(): look up, get, re-check, done; `out` is
+// the frame and the token its reference. Anything unusual (no index slot
+// yet, a miss, a frozen or recycled frame, a page still loading, an error)
+// leaves `out` null and the token empty (a reference taken is dropped), and
+// acquire_loop() starts over with the full loop below. The token is built
+// in place (returned by NRVO): no moves on the hit path.
 template <RefCounter C>
-Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_page(File& f, std::uint64_t page,
+typename PageCache<C>::Token PageCache<C>::try_hit(File& f, std::uint64_t page,
+                                                   Frame*& out) noexcept {
+  // Acquire: pairs with the release store in grow_index().
+  Index* idx = f.index.load(std::memory_order_acquire);
+  if (page >= idx->npages) [[unlikely]]
+    return {};
+  std::atomic<Frame*>& slot = idx->slots[page];
+  // Acquire: pairs with the release CAS that published the frame.
+  Frame* fr = slot.load(std::memory_order_acquire);
+  if (fr == nullptr) [[unlikely]]
+    return {};
+  Token t = counter_.get(fr->ref);
+  if (!t) [[unlikely]]
+    return t;
+  // The same three checks as acquire_loop(), which says why each is needed;
+  // the state's acquire pairs with the loader's release store of kReady.
+  if (slot.load(std::memory_order_acquire) != fr ||
+      fr->key.load(std::memory_order_relaxed) != make_key(f.id, page) ||
+      fr->state.load(std::memory_order_acquire) != kReady) [[unlikely]] {
+    t.reset();
+    return t;
+  }
+  if (!fr->referenced.load(std::memory_order_relaxed)) [[unlikely]] {
+    fr->referenced.store(true, std::memory_order_relaxed);  // CLOCK hint; written only if clear
+  }
+  count(&Shard::hits);
+  out = fr;
+  return t;
+}
+
+template <RefCounter C>
+typename PageCache<C>::Token PageCache<C>::acquire_slow(File& f, std::uint64_t page, Frame*& out,
+                                                        std::error_code& error) {
+  Token token;
+  auto r = acquire_loop(f, page, token);
+  if (r) {
+    out = *r;
+  } else {
+    error = r.error();
+  }
+  return token;
+}
+
+template <RefCounter C>
+Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::uint64_t page,
                                                                  Token& token) {
   const std::uint64_t key = make_key(f.id, page);
   for (;;) {
@@ -147,18 +197,22 @@ Result<std::size_t> PageCache<C>::read(FileId id, void* buf, std::size_t len,
     if (pos >= size) break;  // end of file: a short read
     const std::uint64_t page = pos / kPageSize;
     const std::size_t in = static_cast<std::size_t>(pos % kPageSize);
-    Token token;
-    auto fr = acquire_page(*f, page, token);
-    if (!fr) {
-      if (done != 0) break;  // pread semantics: report what was read
-      return fr.error();
+    Frame* fr = nullptr;
+    Token token = try_hit(*f, page, fr);
+    if (fr == nullptr) [[unlikely]] {
+      std::error_code error;
+      token = acquire_slow(*f, page, fr, error);
+      if (fr == nullptr) {
+        if (done != 0) break;  // pread semantics: report what was read
+        return error;
+      }
     }
-    const std::size_t valid = (*fr)->len.load(std::memory_order_relaxed);
+    const std::size_t valid = fr->len.load(std::memory_order_relaxed);
     const std::uint64_t page_end = std::min<std::uint64_t>(size - page * kPageSize, valid);
     if (in >= page_end) break;  // the file shrank under us
     const std::size_t n =
         std::min<std::size_t>(len - done, static_cast<std::size_t>(page_end) - in);
-    std::memcpy(out + done, (*fr)->data + in, n);
+    std::memcpy(out + done, fr->data + in, n);
     done += n;
     if (in + n < kPageSize && page_end < kPageSize) break;  // short page: end of file
   }
@@ -252,7 +306,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     fr->error.store(err.value(), std::memory_order_relaxed);
     Frame* self = fr;
     idx.slots[page].compare_exchange_strong(self, nullptr, std::memory_order_relaxed);
-    fr->state.store(kError, std::memory_order_release);  // pairs with acquire in acquire_page()
+    fr->state.store(kError,
+                    std::memory_order_release);  // pairs with acquire in try_hit()/acquire_loop()
     fr->state.notify_all();
     return err;
   }
@@ -264,7 +319,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     }
   }
   fr->len.store(static_cast<std::uint32_t>(got), std::memory_order_relaxed);
-  fr->state.store(kReady, std::memory_order_release);  // pairs with acquire in acquire_page()
+  fr->state.store(kReady,
+                  std::memory_order_release);  // pairs with acquire in try_hit()/acquire_loop()
   fr->state.notify_all();
   token = std::move(t);
   return fr;
@@ -377,7 +433,7 @@ void PageCache<C>::grow_index(File& f, std::uint64_t npages) {
   // load again, and CLOCK reclaims the orphan. Old indexes stay alive.
   f.retired.push_back(std::move(f.current_owner));
   f.current_owner = std::move(bigger);
-  // Release: pairs with the acquire in acquire_page().
+  // Release: pairs with the acquire in try_hit()/acquire_loop().
   f.index.store(f.current_owner.get(), std::memory_order_release);
 }
 

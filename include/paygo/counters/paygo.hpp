@@ -94,8 +94,8 @@ class Paygo {
   /// The per-object header: the word (detail/word.hpp) and the group mask.
   class Object {
    public:
-    Object() = default;
-    explicit Object(Paygo&) noexcept {}
+    Object() noexcept : hint_(hash(this)) {}
+    explicit Object(Paygo&) noexcept : Object() {}
     Object(const Object&) = delete;
     Object& operator=(const Object&) = delete;
 
@@ -107,39 +107,47 @@ class Paygo {
     /// Set by readers (relaxed, ordered by their light fence); reset only by
     /// the reclaimer that found the object dead.
     std::atomic<std::uint64_t> mask_{0};
+    /// hash(this), computed once (objects never move): the object's first
+    /// probe position in every table is hint_ & index_mask.
+    const std::uint32_t hint_;
   };
 
-  /// The token: {entry, home slot} for a distributed get, {word, nullptr}
-  /// for a central one.
+  /// The token: {entry, home slot} for a distributed get, {word,
+  /// &kCentralHome} for a central one.
   struct TokenPolicy {
     using Owner = Paygo;
-    using Ptr = void*;            // PaygoEntry* or the central word
-    using Extra = detail::Slot*;  // home slot; nullptr for a central token
+    using Ptr = void*;  // PaygoEntry* or the central word
+    /// Home slot; &kCentralHome for a central token (its owner is always
+    /// nullptr, so the home-put test below needs no separate null check).
+    using Extra = detail::Slot*;
     /*** put: fast path ***/
     PAYGO_INLINE static void release(void* p, detail::Slot* home) noexcept {
-      if (home != nullptr) [[likely]] {
+      // Relaxed owner check: only the owner itself can read its own tag.
+      if (home->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) [[likely]] {
         auto* e = static_cast<detail::PaygoEntry*>(p);
-        // Relaxed owner check: only the owner itself can read its own tag.
-        if (home->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) [[likely]] {
-          // Home put: a plain store. Release: pairs with the acquire loads of
-          // `local` in Paygo::sum_*() so this holder's use of the object
-          // happens before a reclaim that counts it gone.
-          e->local.store(e->local.load(std::memory_order_relaxed) - 1, std::memory_order_release);
-        } else {
-          // Migration tax. Release: pairs with the acquire loads of `anchor`
-          // in Paygo::sum_*() and in the owner's free-entry check (claim()).
-          e->anchor.fetch_sub(1, std::memory_order_release);
-        }
+        // Home put: a plain store. Release: pairs with the acquire loads of
+        // `local` in entry_count() (src/paygo.cpp) so this holder's use of
+        // the object happens before a reclaim that counts it gone.
+        e->local.store(e->local.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+      } else if (home != &kCentralHome) {
+        // Migration tax. Release: pairs with the acquire loads of `anchor`
+        // in entry_count() and in the owner's free-entry check (claim()).
+        static_cast<detail::PaygoEntry*>(p)->anchor.fetch_sub(1, std::memory_order_release);
       } else {
         detail::central_put(*static_cast<std::atomic<std::uint64_t>*>(p));
       }
     }
+    /// The home of every central token: never owned by any thread.
+    static inline detail::Slot kCentralHome{};
   };
   class Token : public detail::BasicToken<TokenPolicy> {
    public:
     Token() = default;
+    Token(Token&&) noexcept = default;
+    Token& operator=(Token&&) noexcept = default;
+    PAYGO_INLINE ~Token() = default;  // the put: keep it in the caller's fast path
     /// True if the count went to a per-slot entry (not the central word).
-    bool distributed() const noexcept { return p_ != nullptr && x_ != nullptr; }
+    bool distributed() const noexcept { return p_ != nullptr && x_ != &TokenPolicy::kCentralHome; }
 
    private:
     friend class Paygo;
@@ -158,48 +166,24 @@ class Paygo {
     // Acquire: pairs with the release in central_reset()/central_unfreeze():
     // a reader of a new incarnation sees its mask reset and its contents.
     const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
-    if (w0 & detail::kFrozen) [[unlikely]]
-      return {};
-    if (!(w0 & detail::kDistributed)) return get_central(o);
-    // This thread's table, from its cache of domain -> slot -> table (set
-    // when the slot was registered or adopted and when the table was made).
+    // One test for "distributed and not frozen"; frozen and central gets
+    // leave the inline path.
+    if ((w0 & (detail::kFrozen | detail::kDistributed)) != detail::kDistributed) [[unlikely]]
+      return get_other(o, w0);
+    // This thread's table, from its cache of domain -> slot -> table.
+    // tc.aux == fast_key_ says, in one compare, that the cache way holds
+    // this counter's slot and table (find_table() sets it; the Domain
+    // clears it whenever it rebinds the way) and that membarrier is in use,
+    // so the light fence below is a compiler barrier.
     const detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
-    detail::PaygoTable* table = nullptr;
-    detail::PaygoEntry* e = nullptr;
-    std::int32_t l = 0;
-    if (tc.domain_id == domain_.id() && tc.aux != 0) [[likely]] {
-      // tc.aux is the table size: the entry's address needs nothing but
-      // this thread's cache line (no load of the table header first).
-      table = static_cast<detail::PaygoTable*>(tc.payload);
-      e = &table->entries()[hash(&o) & (tc.aux - 1)];
-      l = e->local.load(std::memory_order_relaxed);  // we are its only writer
-      if (e->obj.load(std::memory_order_relaxed) != &o || l >= opt_.local_limit) [[unlikely]] {
-        e = nullptr;
-      }
-    }
-    if (e == nullptr) [[unlikely]] {
-      table = find_table();                         // registers the slot, makes the table
-      if (table == nullptr) return get_central(o);  // more threads than slots
-      e = claim(*table, o);
-      if (e == nullptr) return get_central(o);  // window full or saturated
-      l = e->local.load(std::memory_order_relaxed);
-    }
-    // Release (a plain mov on x86): pairs with the acquire load of `local`
-    // in entry_count() (src/paygo.cpp), so a scan that reads this value also
-    // sees the anchor fold claim() may have done before it. Its order
-    // against the word re-check below is the light fence's job.
-    e->local.store(l + 1, std::memory_order_release);
-    if (!(o.mask_.load(std::memory_order_relaxed) & table->group_bit)) [[unlikely]] {
-      o.mask_.fetch_or(table->group_bit, std::memory_order_relaxed);  // ordered by the fence
-    }
-    light_fence();  // pairs with heavy_fence() in try_freeze()/reclaim_batch()
-    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
-    if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
-      // Back off (a scan may have counted the +1: harmless). Release: as above.
-      e->local.store(l, std::memory_order_release);
-      return {};
-    }
-    return Token(e, table->slot);
+    if (tc.aux != fast_key_) [[unlikely]]
+      return get_slow(o, w0);
+    auto* table = static_cast<detail::PaygoTable*>(tc.payload);
+    detail::PaygoEntry* e = &table->entries()[o.hint_ & index_mask_];
+    const std::int32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
+    if (e->obj.load(std::memory_order_relaxed) != &o || l >= opt_.local_limit) [[unlikely]]
+      return get_slow(o, w0);
+    return publish<true>(o, w0, *table, *e, l);
   }
 
   void put(Token&& t) noexcept { t.reset(); }
@@ -232,9 +216,44 @@ class Paygo {
     const auto x = reinterpret_cast<std::uintptr_t>(p) >> 4;
     return static_cast<std::uint32_t>((x * 0x9E3779B97F4A7C15ULL) >> 32);
   }
+  /// The second half of a distributed get, shared by the fast path and
+  /// get_slow(): count +1 in entry `e` (local value `l`), announce the slot
+  /// in the group mask, fence, and re-check the word.
+  /// kMembarrier: the caller knows membarrier is in use (the fast path).
+  template <bool kMembarrier>
+  PAYGO_INLINE Token publish(Object& o, std::uint64_t w0, detail::PaygoTable& table,
+                             detail::PaygoEntry& e, std::int32_t l) noexcept {
+    // Release (a plain mov on x86): pairs with the acquire load of `local`
+    // in entry_count() (src/paygo.cpp), so a scan that reads this value also
+    // sees the anchor fold claim() may have done before it. Its order
+    // against the word re-check below is the light fence's job.
+    e.local.store(l + 1, std::memory_order_release);
+    if (!(o.mask_.load(std::memory_order_relaxed) & table.group_bit)) [[unlikely]] {
+      o.mask_.fetch_or(table.group_bit, std::memory_order_relaxed);  // ordered by the fence
+    }
+    // Pairs with heavy_fence() in try_freeze()/reclaim_batch().
+    if constexpr (kMembarrier) {
+      light_fence_membarrier();
+    } else {
+      light_fence();
+    }
+    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
+    // Same generation and still not frozen (w0 had kFrozen clear).
+    if (((w1 ^ w0) & (detail::kGenMask | detail::kFrozen)) != 0) [[unlikely]] {
+      // Back off (a scan may have counted the +1: harmless). Release: as above.
+      e.local.store(l, std::memory_order_release);
+      return {};
+    }
+    return Token(&e, table.slot);
+  }
+  /// Frozen (fail) or central mode (the shared atomic).
+  Token get_other(Object& o, std::uint64_t w0) noexcept;
+  /// Distributed, but the entry is not at the object's first probe position
+  /// (or the thread has no table yet, or `local` is saturated).
+  Token get_slow(Object& o, std::uint64_t w0) noexcept;
   PAYGO_INLINE Token get_central(Object& o) noexcept {
     if (!detail::central_tryget(o.word_)) return {};
-    return Token(&o.word_, nullptr);
+    return Token(&o.word_, &TokenPolicy::kCentralHome);
   }
   PAYGO_COLD detail::PaygoTable* find_table() noexcept;
   PAYGO_COLD detail::PaygoEntry* claim(detail::PaygoTable& t, const Object& o) noexcept;
@@ -244,7 +263,11 @@ class Paygo {
 
   Options opt_;
   std::uint32_t group_shift_;
+  std::uint32_t index_mask_;  // opt_.table_entries - 1
   Domain domain_;
+  /// The ThreadCache::aux value that enables the fast path: unique to this
+  /// counter (it contains the domain id) and never 0.
+  std::uintptr_t fast_key_;
 };
 
 static_assert(RefCounter<Paygo>);

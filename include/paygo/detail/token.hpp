@@ -35,7 +35,7 @@ class BasicToken {
   }
   BasicToken(const BasicToken&) = delete;
   BasicToken& operator=(const BasicToken&) = delete;
-  ~BasicToken() { reset(); }
+  PAYGO_INLINE ~BasicToken() { reset(); }
 
   explicit operator bool() const noexcept { return p_ != nullptr; }
 
