@@ -306,8 +306,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     fr->error.store(err.value(), std::memory_order_relaxed);
     Frame* self = fr;
     idx.slots[page].compare_exchange_strong(self, nullptr, std::memory_order_relaxed);
-    fr->state.store(kError,
-                    std::memory_order_release);  // pairs with acquire in try_hit()/acquire_loop()
+    // Release: pairs with the acquire loads of `state` in try_hit()/acquire_loop().
+    fr->state.store(kError, std::memory_order_release);
     fr->state.notify_all();
     return err;
   }
@@ -319,8 +319,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     }
   }
   fr->len.store(static_cast<std::uint32_t>(got), std::memory_order_relaxed);
-  fr->state.store(kReady,
-                  std::memory_order_release);  // pairs with acquire in try_hit()/acquire_loop()
+  // Release: pairs with the acquire loads of `state` in try_hit()/acquire_loop().
+  fr->state.store(kReady, std::memory_order_release);
   fr->state.notify_all();
   token = std::move(t);
   return fr;

@@ -91,7 +91,8 @@ class Paygo {
 
   using Options = PaygoOptions;
 
-  /// The per-object header: the word (detail/word.hpp) and the group mask.
+  /// The per-object header: the word (detail/word.hpp), the group mask and
+  /// the hash hint (24 bytes).
   class Object {
    public:
     Object() noexcept : hint_(hash(this)) {}
