@@ -59,10 +59,8 @@ PaygoTable* Paygo::find_table() noexcept {
   auto* t = static_cast<PaygoTable*>(slot->payload.load(std::memory_order_relaxed));
   if (t == nullptr && (t = make_table(*slot)) == nullptr) return nullptr;
   detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
-  // Enable the inline fast path for this thread, which relies on
-  // membarrier for its light fence (TSAN builds model both fence sides as
-  // RMWs instead); without membarrier every get takes get_slow().
-  if (tc.domain_id == domain_.id() && tc.slot == slot && (membarrier_in_use() || PAYGO_TSAN)) {
+  // Enable the inline fast path for this thread.
+  if (tc.domain_id == domain_.id() && tc.slot == slot) {
     tc.payload = t;
     tc.aux = fast_key_;
   }
@@ -119,7 +117,7 @@ Paygo::Token Paygo::get_slow(Object& o, std::uint64_t w0) noexcept {
   if (table == nullptr) return get_central(o);  // more threads than slots
   PaygoEntry* e = claim(*table, o);
   if (e == nullptr) return get_central(o);  // window full or saturated
-  return publish<false>(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
+  return publish(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
 }
 
 bool Paygo::try_freeze(Object& o) noexcept {

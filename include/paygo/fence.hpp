@@ -65,18 +65,6 @@ PAYGO_INLINE void light_fence() noexcept {
   }
 }
 
-/// light_fence() for a caller that has already seen membarrier_in_use()
-/// return true (membarrier is never switched off once on): the compiler
-/// barrier alone. In TSAN builds, where membarrier is never used, the same
-/// RMW as light_fence().
-PAYGO_INLINE void light_fence_membarrier() noexcept {
-#if PAYGO_TSAN
-  detail::full_fence();
-#else
-  std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler barrier only
-#endif
-}
-
 /*** Heavy fence (reclaimer side) ***/
 void heavy_fence() noexcept;
 

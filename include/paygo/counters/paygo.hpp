@@ -174,8 +174,7 @@ class Paygo {
     // This thread's table, from its cache of domain -> slot -> table.
     // tc.aux == fast_key_ says, in one compare, that the cache way holds
     // this counter's slot and table (find_table() sets it; the Domain
-    // clears it whenever it rebinds the way) and that membarrier is in use,
-    // so the light fence below is a compiler barrier.
+    // clears it whenever it rebinds the way).
     const detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
     if (tc.aux != fast_key_) [[unlikely]]
       return get_slow(o, w0);
@@ -184,7 +183,7 @@ class Paygo {
     const std::int32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
     if (e->obj.load(std::memory_order_relaxed) != &o || l >= opt_.local_limit) [[unlikely]]
       return get_slow(o, w0);
-    return publish<true>(o, w0, *table, *e, l);
+    return publish(o, w0, *table, *e, l);
   }
 
   void put(Token&& t) noexcept { t.reset(); }
@@ -220,8 +219,6 @@ class Paygo {
   /// The second half of a distributed get, shared by the fast path and
   /// get_slow(): count +1 in entry `e` (local value `l`), announce the slot
   /// in the group mask, fence, and re-check the word.
-  /// kMembarrier: the caller knows membarrier is in use (the fast path).
-  template <bool kMembarrier>
   PAYGO_INLINE Token publish(Object& o, std::uint64_t w0, detail::PaygoTable& table,
                              detail::PaygoEntry& e, std::int32_t l) noexcept {
     // Release (a plain mov on x86): pairs with the acquire load of `local`
@@ -232,12 +229,7 @@ class Paygo {
     if (!(o.mask_.load(std::memory_order_relaxed) & table.group_bit)) [[unlikely]] {
       o.mask_.fetch_or(table.group_bit, std::memory_order_relaxed);  // ordered by the fence
     }
-    // Pairs with heavy_fence() in try_freeze()/reclaim_batch().
-    if constexpr (kMembarrier) {
-      light_fence_membarrier();
-    } else {
-      light_fence();
-    }
+    light_fence();  // pairs with heavy_fence() in try_freeze()/reclaim_batch()
     const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
     // Same generation and still not frozen (w0 had kFrozen clear).
     if (((w1 ^ w0) & (detail::kGenMask | detail::kFrozen)) != 0) [[unlikely]] {
