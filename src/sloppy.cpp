@@ -63,8 +63,8 @@ void Sloppy::put_slow(Object& o, detail::Cell& c, std::uint64_t v, std::uint64_t
   const std::uint64_t give = (v & detail::kCountMask) + 1 - kSpareKeep;
   // Spares FIRST (release: pairs with the acquire spare loads in query(),
   // see (e)), THEN the central count.
-  c.store(static_cast<std::int64_t>((v & detail::kGenMask) | kSpareKeep),
-          std::memory_order_release);
+  const auto spares = static_cast<std::int64_t>((v & detail::kGenMask) | kSpareKeep);
+  c.store(spares, std::memory_order_release);
   // Release: pairs with the acquire word load in query() and the acquire
   // freeze CAS, so the spare store above and this holder's use of the object
   // happen before them.

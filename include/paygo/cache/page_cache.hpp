@@ -218,19 +218,14 @@ class PageCache {
   }
 
   PAYGO_INLINE Token try_hit(File& f, std::uint64_t page, Frame*& out) noexcept;
-  Result<Frame*> acquire_page(File& f, std::uint64_t page, Token& token) {
-    Frame* fr = nullptr;
-    Token t = try_hit(f, page, fr);
-    if (fr == nullptr) [[unlikely]]
-      return acquire_loop(f, page, token);
-    token = std::move(t);
-    return fr;
-  }
   /// read()'s way out of the hit path: acquire_loop() with the token
   /// returned by value, so read()'s own token never has its address taken
   /// and stays in registers.
   [[gnu::noinline]] Token acquire_slow(File& f, std::uint64_t page, Frame*& out,
                                        std::error_code& error);
+  /// The whole lookup: hit, miss (load), wait for a loader, retry; used by
+  /// pin() and advise(WillNeed) directly and by read() after a failed
+  /// try_hit().
   Result<Frame*> acquire_loop(File& f, std::uint64_t page, Token& token);
   Result<Frame*> load_page(File& f, Index& idx, std::uint64_t page, Token& token, bool& retry);
   Frame* take_frame_locked();

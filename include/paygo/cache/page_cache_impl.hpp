@@ -226,7 +226,7 @@ Result<typename PageCache<C>::PinnedPage> PageCache<C>::pin(FileId id, std::uint
   if (page >= pages_for(f->size.load(std::memory_order_relaxed)))
     return std::errc::invalid_argument;
   Token token;
-  auto fr = acquire_page(*f, page, token);
+  auto fr = acquire_loop(*f, page, token);
   if (!fr) return fr.error();
   return PinnedPage(std::move(token), (*fr)->data, (*fr)->len.load(std::memory_order_relaxed));
 }
@@ -497,7 +497,7 @@ Result<void> PageCache<C>::advise(FileId id, std::uint64_t offset, std::uint64_t
   if (advice == Advice::WillNeed) {
     for (std::uint64_t p = first; p < last; ++p) {
       Token t;
-      auto r = acquire_page(*f, p, t);
+      auto r = acquire_loop(*f, p, t);
       if (!r) return r.error();
     }
     return {};
