@@ -218,14 +218,15 @@ class PageCache {
   }
 
   PAYGO_INLINE Token try_hit(File& f, std::uint64_t page, Frame*& out) noexcept;
-  /// read()'s way out of the hit path: acquire_loop() with the token
-  /// returned by value, so read()'s own token never has its address taken
-  /// and stays in registers.
-  [[gnu::noinline]] Token acquire_slow(File& f, std::uint64_t page, Frame*& out,
-                                       std::error_code& error);
+  /// read()'s loop from byte `done`: kHitPath serves hits inline and hands
+  /// the rest of the read to read_pages_slow() at the first page it cannot.
+  template <bool kHitPath>
+  Result<std::size_t> read_pages(File& f, std::byte* out, std::size_t len, std::uint64_t offset,
+                                 std::size_t done);
+  [[gnu::noinline]] Result<std::size_t> read_pages_slow(File& f, std::byte* out, std::size_t len,
+                                                        std::uint64_t offset, std::size_t done);
   /// The whole lookup: hit, miss (load), wait for a loader, retry; used by
-  /// pin() and advise(WillNeed) directly and by read() after a failed
-  /// try_hit().
+  /// pin(), advise(WillNeed) and read_pages<false>().
   Result<Frame*> acquire_loop(File& f, std::uint64_t page, Token& token);
   Result<Frame*> load_page(File& f, Index& idx, std::uint64_t page, Token& token, bool& retry);
   Frame* take_frame_locked();

@@ -114,19 +114,6 @@ typename PageCache<C>::Token PageCache<C>::try_hit(File& f, std::uint64_t page,
 }
 
 template <RefCounter C>
-typename PageCache<C>::Token PageCache<C>::acquire_slow(File& f, std::uint64_t page, Frame*& out,
-                                                        std::error_code& error) {
-  Token token;
-  auto r = acquire_loop(f, page, token);
-  if (r) {
-    out = *r;
-  } else {
-    error = r.error();
-  }
-  return token;
-}
-
-template <RefCounter C>
 Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::uint64_t page,
                                                                  Token& token) {
   const std::uint64_t key = make_key(f.id, page);
@@ -189,23 +176,36 @@ Result<std::size_t> PageCache<C>::read(FileId id, void* buf, std::size_t len,
   File* f = file(id);
   if (f == nullptr) return std::errc::bad_file_descriptor;
   if (buf == nullptr && len != 0) return std::errc::invalid_argument;
-  auto* out = static_cast<std::byte*>(buf);
-  std::size_t done = 0;
+  return read_pages<true>(*f, static_cast<std::byte*>(buf), len, offset, 0);
+}
+
+// read()'s loop, page by page from `done`. kHitPath: only try_hit(), and at
+// the first page it cannot serve, the rest of the read goes to the other
+// instantiation (out of line), which runs the full acquire_loop() for every
+// page. So the hit path's token is never reassigned: it is built in place,
+// lives in registers and its put is inline.
+template <RefCounter C>
+template <bool kHitPath>
+Result<std::size_t> PageCache<C>::read_pages(File& f, std::byte* out, std::size_t len,
+                                             std::uint64_t offset, std::size_t done) {
   while (done < len) {
-    const std::uint64_t size = f->size.load(std::memory_order_relaxed);
+    const std::uint64_t size = f.size.load(std::memory_order_relaxed);
     const std::uint64_t pos = offset + done;
     if (pos >= size) break;  // end of file: a short read
     const std::uint64_t page = pos / kPageSize;
     const std::size_t in = static_cast<std::size_t>(pos % kPageSize);
     Frame* fr = nullptr;
-    Token token = try_hit(*f, page, fr);
-    if (fr == nullptr) [[unlikely]] {
-      std::error_code error;
-      token = acquire_slow(*f, page, fr, error);
-      if (fr == nullptr) {
+    Token token = kHitPath ? try_hit(f, page, fr) : Token{};  // built in place
+    if constexpr (kHitPath) {
+      if (fr == nullptr) [[unlikely]]
+        return read_pages_slow(f, out, len, offset, done);
+    } else {
+      auto r = acquire_loop(f, page, token);
+      if (!r) {
         if (done != 0) break;  // pread semantics: report what was read
-        return error;
+        return r.error();
       }
+      fr = *r;
     }
     const std::size_t valid = fr->len.load(std::memory_order_relaxed);
     const std::uint64_t page_end = std::min<std::uint64_t>(size - page * kPageSize, valid);
@@ -217,6 +217,12 @@ Result<std::size_t> PageCache<C>::read(FileId id, void* buf, std::size_t len,
     if (in + n < kPageSize && page_end < kPageSize) break;  // short page: end of file
   }
   return done;
+}
+
+template <RefCounter C>
+Result<std::size_t> PageCache<C>::read_pages_slow(File& f, std::byte* out, std::size_t len,
+                                                  std::uint64_t offset, std::size_t done) {
+  return read_pages<false>(f, out, len, offset, done);
 }
 
 template <RefCounter C>
