@@ -411,6 +411,11 @@ void PageCache<C>::unlink_locked(Frame& fr) {
   fr.key.store(kNoKey, std::memory_order_relaxed);
   fr.hot.store(false, std::memory_order_relaxed);
   fr.state.store(kFree, std::memory_order_relaxed);
+  // Every change of `state` wakes its waiters. A waiter holds a token, so a
+  // frame it waits on should never get here; the wake is cheap (a load of
+  // the waiter count when nobody waits) and turns a waiter that did into a
+  // retry instead of a sleep without end (see the note in docs/cache.md).
+  fr.state.notify_all();
   free_.push_back(&fr);
 }
 
