@@ -20,6 +20,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "paygo/detail/wake.hpp"
 
 namespace paygo::bench {
 namespace {
@@ -129,9 +130,8 @@ double query_once(unsigned slots, double seconds) {
   }
   touched.wait();
   auto finish = [&] {
-    done.store(true, std::memory_order_release);
-    done.notify_all();
-    helpers.clear();  // joins
+    detail::store_and_wake_all(done, true);  // release: pairs with the helpers' acquire wait
+    helpers.clear();                         // joins
   };
   if (get_failures.load(std::memory_order_relaxed) != 0) {
     finish();

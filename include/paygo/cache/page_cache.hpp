@@ -61,6 +61,7 @@
 #include "paygo/cache/result.hpp"
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
+#include "paygo/detail/wake.hpp"
 #include "paygo/domain.hpp"
 
 namespace paygo::cache {

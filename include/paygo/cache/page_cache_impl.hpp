@@ -284,8 +284,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     if (counter_.try_reclaim(fr->ref)) {
       unlink_locked(*fr);  // not linked anywhere: just back to the free list
     } else {
-      fr->state.store(kIdle, std::memory_order_release);
-      fr->state.notify_all();
+      detail::store_and_wake_all(fr->state, kIdle);
     }
     retry = true;
     return std::errc::resource_unavailable_try_again;
@@ -313,8 +312,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     Frame* self = fr;
     idx.slots[page].compare_exchange_strong(self, nullptr, std::memory_order_relaxed);
     // Release: pairs with the acquire loads of `state` in try_hit()/acquire_loop().
-    fr->state.store(kError, std::memory_order_release);
-    fr->state.notify_all();
+    detail::store_and_wake_all(fr->state, kError);
     return err;
   }
   if (got < want) {
@@ -326,8 +324,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
   }
   fr->len.store(static_cast<std::uint32_t>(got), std::memory_order_relaxed);
   // Release: pairs with the acquire loads of `state` in try_hit()/acquire_loop().
-  fr->state.store(kReady, std::memory_order_release);
-  fr->state.notify_all();
+  detail::store_and_wake_all(fr->state, kReady);
   token = std::move(t);
   return fr;
 }
@@ -410,12 +407,9 @@ void PageCache<C>::unlink_locked(Frame& fr) {
   }
   fr.key.store(kNoKey, std::memory_order_relaxed);
   fr.hot.store(false, std::memory_order_relaxed);
-  fr.state.store(kFree, std::memory_order_relaxed);
-  // Every change of `state` wakes its waiters. A waiter holds a token, so a
-  // frame it waits on should never get here; the wake is cheap (a load of
-  // the waiter count when nobody waits) and turns a waiter that did into a
-  // retry instead of a sleep without end (see the note in docs/cache.md).
-  fr.state.notify_all();
+  // Every change of `state` wakes its waiters (a waiter holds a token, so
+  // none should wait on a frame that gets here; if one did, it retries).
+  detail::store_and_wake_all(fr.state, kFree);
   free_.push_back(&fr);
 }
 
