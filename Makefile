@@ -3,8 +3,9 @@
 #   make eval    build (release), run micro, counting and query and plot them
 #                -> results/<time>/ (JSON, CSV, PNG, summary.txt); ~5 minutes
 #   make test    format check, then build + ctest for release, asan and tsan,
-#                fuzz each libFuzzer harness for FUZZ_SECONDS (clang++), then
-#                build a consumer of the installed package
+#                fuzz each libFuzzer harness for FUZZ_SECONDS (clang++), check
+#                that the tests kill each mutant of the protocol (tests/mutants/),
+#                then build a consumer of the installed package
 #
 #   make kernel-test   the Linux 6.1 port: build a vanilla and a patched
 #                kernel, boot each in QEMU (TCG), run the in-guest suite
@@ -12,8 +13,8 @@
 #                after `make test` (.ci/run)
 #
 # Other targets: deps (install Debian packages), build, format (fix
-# formatting), format-check, test-release/test-asan/test-tsan, test-consumer,
-# clean. `make help` lists them.
+# formatting), format-check, test-release/test-asan/test-tsan, test-fuzz,
+# test-mutants, test-consumer, clean. `make help` lists them.
 #
 # Knobs (make VAR=value): JOBS (parallel compile jobs, default 2),
 # FUZZ_SECONDS (libFuzzer time per harness in `make test`, default 30),
@@ -37,6 +38,8 @@ DEB_PACKAGES += librocksdb-dev python3-matplotlib
 DEB_PACKAGES += spin
 # clang++ and its libFuzzer/sanitizer runtimes for tests/fuzz/ (make test-fuzz).
 DEB_PACKAGES += clang libclang-rt-14-dev
+# patch(1) for tests/mutants/run.sh.
+DEB_PACKAGES += patch
 
 JOBS ?= 2
 export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
@@ -70,7 +73,7 @@ banner = printf '\n==================== %s ====================\n' "$(1)"
 
 .PHONY: help deps build bench-build test eval clean format format-check consumer test-consumer \
         $(addprefix test-,$(PRESETS)) $(addprefix configure-,$(PRESETS)) \
-        $(addprefix build-,$(PRESETS)) test-summary test-fuzz kernel-test
+        $(addprefix build-,$(PRESETS)) test-summary test-fuzz test-mutants kernel-test
 
 help:
 	@echo "make eval          build (release), run micro/counting/query + plots into results/<time>/"
@@ -80,6 +83,7 @@ help:
 	@echo "make format        clang-format -i the sources; format-check only checks"
 	@echo "make test-<preset> one preset ($(PRESETS)); test-consumer: the install check"
 	@echo "make test-fuzz     build the libFuzzer harnesses (clang++) and fuzz each FUZZ_SECONDS"
+	@echo "make test-mutants  break the protocol 3 ways (tests/mutants/); each must fail a test"
 	@echo "make kernel-test   build vanilla + PAYGO-patched Linux 6.1, test both in QEMU (KERNEL_TEST_ARGS)"
 	@echo "make clean         remove build/ (results/ is kept)"
 
@@ -171,6 +175,13 @@ test-fuzz: deps
 	done; \
 	echo "$$n" > $(FUZZ_DIR)/fuzz-count
 
+# Mutants (tests/mutants/run.sh, docs/verification.md): the seed's group-bit
+# rule, no heavy fence, no light fence, each built from a patched copy of the
+# sources; the stage fails unless a test fails on every one of them.
+test-mutants: deps
+	@$(call banner,mutants)
+	tests/mutants/run.sh $(BUILD_DIR)/mutants
+
 # The installed package, used from a project outside the tree.
 test-consumer consumer: build-release
 	@$(call banner,install + consumer)
@@ -189,11 +200,13 @@ test-summary:
 	done; \
 	n=$$(cat $(FUZZ_DIR)/fuzz-count); echo "  fuzz: $$n harnesses passed"; \
 	total=$$((total + n)); \
+	n=$$(cat $(BUILD_DIR)/mutants/killed-count); echo "  mutants: $$n killed (each one a test that failed, as it must)"; \
+	total=$$((total + n)); \
 	echo "  consumer: 1 test passed"; \
 	echo "$$total passed, 0 failed"
 
 # Order matters (.NOTPARALLEL runs prerequisites left to right, each once).
-test: deps format-check $(addprefix test-,$(PRESETS)) test-fuzz test-consumer test-summary
+test: deps format-check $(addprefix test-,$(PRESETS)) test-fuzz test-mutants test-consumer test-summary
 
 # ---- the Linux port ------------------------------------------------------------
 

@@ -243,7 +243,7 @@ class CounterPhase {
     const std::uint64_t p = h.ob->payload.load(std::memory_order_relaxed);
     if (p != h.inc) {
       violation(std::string("token holder (") + when + ") saw object " +
-                std::to_string(h.ob - objs_.front().get()) + " incarnation " +
+                std::to_string(index_of(h.ob)) + " incarnation " +
                 (p == kPoison ? std::string("POISONED (reclaimed)") : std::to_string(p)) +
                 " while holding a token of incarnation " + std::to_string(h.inc));
     }
@@ -617,12 +617,13 @@ int run(const Config& cfg) {
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   const std::uint64_t v = g_violations.load(std::memory_order_relaxed);
   std::printf(
-      "paygo-stress: counter=%s threads=%u objects=%u seed=%llu seconds=%.1f: "
+      "paygo-stress: counter=%s threads=%u objects=%u seed=%llu fences=%s seconds=%.1f: "
       "%llu counter ops (gets %llu, failed gets %llu, puts %llu, migrations %llu, "
       "reclaim attempts %llu + %llu batches, reclaimed %llu, resets %llu, mode flips %llu, "
       "frozen queries %llu, quiescent checks %llu)",
       std::string(C::kName).c_str(), cfg.threads, cfg.objects,
-      static_cast<unsigned long long>(cfg.seed), secs,
+      static_cast<unsigned long long>(cfg.seed),
+      paygo::membarrier_in_use() ? "membarrier" : "seq_cst", secs,
       static_cast<unsigned long long>(st.counter_ops()), static_cast<unsigned long long>(st.gets),
       static_cast<unsigned long long>(st.failed_gets), static_cast<unsigned long long>(st.puts),
       static_cast<unsigned long long>(st.migrations), static_cast<unsigned long long>(st.reclaims),
