@@ -17,7 +17,7 @@
 # test-mutants, test-consumer, clean. `make help` lists them.
 #
 # Knobs (make VAR=value): JOBS (parallel compile jobs, default 2),
-# FUZZ_SECONDS (libFuzzer time per harness in `make test`, default 30),
+# FUZZ_SECONDS (libFuzzer time per harness in `make test`, default 60),
 # BENCH_ARGS, COUNTING_ARGS, QUERY_ARGS (extra arguments for paygo-bench
 # micro / counting / query in `make eval`; a repeated option takes the last
 # value, so e.g. QUERY_ARGS="--file-size 1G" overrides the default).
@@ -50,7 +50,7 @@ export CTEST_OUTPUT_ON_FAILURE := 1
 PRESETS := release asan tsan
 # libFuzzer harnesses (tests/fuzz/), built with clang++ outside the presets.
 FUZZ_HARNESSES := paygo_fuzz cache_fuzz
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 60
 FORMAT_DIRS := include src tests bench kernel/guest
 BUILD_DIR := build
 FUZZ_DIR := $(BUILD_DIR)/fuzz
@@ -77,7 +77,7 @@ banner = printf '\n==================== %s ====================\n' "$(1)"
 
 help:
 	@echo "make eval          build (release), run micro/counting/query + plots into results/<time>/"
-	@echo "make test          format check + release/asan/tsan builds and tests + consumer"
+	@echo "make test          format check, release/asan/tsan builds and tests, fuzz, mutants, consumer"
 	@echo "make deps          install the Debian packages ($(DEB_PACKAGES))"
 	@echo "make build         configure and build the release preset"
 	@echo "make format        clang-format -i the sources; format-check only checks"
@@ -198,6 +198,11 @@ test-summary:
 	  n=$$(cat $(BUILD_DIR)/$$p/ctest-count); echo "  $$p: $$n tests passed"; \
 	  total=$$((total + n)); \
 	done; \
+	if ! grep -Eq 'spin_model \.+ +Passed' $(BUILD_DIR)/release/ctest.log; then \
+	  echo "  the SPIN model check (spin_model) did not run in the release preset: install spin"; \
+	  exit 1; \
+	fi; \
+	echo "  of which spin_model: the protocol model, correct variants verified, broken ones refuted"; \
 	n=$$(cat $(FUZZ_DIR)/fuzz-count); echo "  fuzz: $$n harnesses passed"; \
 	total=$$((total + n)); \
 	n=$$(cat $(BUILD_DIR)/mutants/killed-count); echo "  mutants: $$n killed (each one a test that failed, as it must)"; \

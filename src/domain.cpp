@@ -79,7 +79,7 @@ Domain::~Domain() {
 }
 
 std::uint32_t Domain::high_water() const noexcept {
-  // Acquire: pairs with the release fetch_add in current_slow().
+  // Acquire: pairs with the release store in current_slow().
   return registry_->high_water.load(std::memory_order_acquire);
 }
 

@@ -19,9 +19,11 @@
 // refused because central references are held) must equal its shadow count.
 //
 // Cache phase (--cache): T readers read random ranges and pin pages of a few
-// temp files and check every byte against the file's pattern, while another
-// thread drops and advises; the capacity is small, so pages are evicted all
-// the time.
+// temp files and check every byte against the file's pattern, and hand
+// pinned pages to each other (the receiver checks the bytes again and
+// unpins: a put from another thread), while another thread drops and
+// advises (hot sections come and go, so pins are both central and
+// distributed); the capacity is small, so pages are evicted all the time.
 //
 // Prints one final line (operations, violations); exits 1 on any violation,
 // after printing the first one.
@@ -80,7 +82,7 @@ void violation(const std::string& what) {
 struct Stats {
   std::uint64_t gets = 0, failed_gets = 0, puts = 0, migrations = 0, reclaims = 0, reclaimed = 0,
                 batches = 0, resets = 0, flips = 0, queries = 0, checks = 0;
-  std::uint64_t reads = 0, pins = 0, drops = 0, advises = 0, bytes_checked = 0;
+  std::uint64_t reads = 0, pins = 0, pin_migrations = 0, drops = 0, advises = 0, bytes_checked = 0;
   void add(const Stats& o) {
     gets += o.gets;
     failed_gets += o.failed_gets;
@@ -95,6 +97,7 @@ struct Stats {
     checks += o.checks;
     reads += o.reads;
     pins += o.pins;
+    pin_migrations += o.pin_migrations;
     drops += o.drops;
     advises += o.advises;
     bytes_checked += o.bytes_checked;
@@ -102,7 +105,7 @@ struct Stats {
   std::uint64_t counter_ops() const {
     return gets + failed_gets + puts + migrations + reclaims + batches + resets + flips + queries;
   }
-  std::uint64_t cache_ops() const { return reads + pins + drops + advises; }
+  std::uint64_t cache_ops() const { return reads + pins + pin_migrations + drops + advises; }
 };
 
 // ---- counter construction ----------------------------------------------------
@@ -463,7 +466,9 @@ Stats cache_phase(const Config& cfg, Clock::time_point end) {
   const std::vector<std::uint64_t> sizes = {41 * kPageSize + 123, 7 * kPageSize, kPageSize - 5,
                                             13 * kPageSize + 1};
   paygo::cache::CacheOptions opt;
-  opt.capacity_bytes = (4 * cfg.threads + 8) * kPageSize;  // > pins + reads in flight
+  // More frames than can be pinned at once: per reader 2 own pins, 2 in its
+  // mailbox and 1 page of a read in flight.
+  opt.capacity_bytes = (6 * cfg.threads + 8) * kPageSize;
   opt.evict_batch = 4;
   opt.drop_batch = 8;
   Stats total;
@@ -496,16 +501,35 @@ Stats cache_phase(const Config& cfg, Clock::time_point end) {
       }
       st.bytes_checked += n;
     };
+    struct Pin {
+      typename paygo::cache::PageCache<C>::PinnedPage page;
+      std::uint32_t f;
+      std::uint64_t pg;
+    };
+    // One mailbox per reader: pins handed over by the others.
+    struct Mailbox {
+      std::mutex mu;
+      std::vector<Pin> pins;  // guarded by mu
+    };
+    std::vector<Mailbox> boxes(cfg.threads);
+    auto check_pin = [&](const Pin& p, const char* what, Stats& st) {
+      check_bytes(p.f, p.pg * kPageSize,
+                  reinterpret_cast<const std::uint8_t*>(p.page.bytes().data()), p.page.size(), what,
+                  st);
+    };
     auto reader = [&](unsigned me, Stats& st) {
       std::mt19937_64 rng(cfg.seed * 31 + me);
       std::vector<std::uint8_t> buf(3 * kPageSize + 64);
-      struct Pin {
-        typename paygo::cache::PageCache<C>::PinnedPage page;
-        std::uint32_t f;
-        std::uint64_t pg;
-      };
-      std::vector<Pin> pins;
+      std::vector<Pin> pins, received;
       while (!stop.load(std::memory_order_relaxed)) {
+        if (rng() % 8 == 0) {  // unpin what the others handed us, here
+          {
+            std::lock_guard lock(boxes[me].mu);
+            received.swap(boxes[me].pins);
+          }
+          for (const Pin& p : received) check_pin(p, "migrated pin", st);
+          received.clear();
+        }
         const auto f = static_cast<std::uint32_t>(rng() % sizes.size());
         const std::uint64_t size = sizes[f];
         const auto r = rng() % 100;
@@ -544,13 +568,20 @@ Stats cache_phase(const Config& cfg, Clock::time_point end) {
           check_bytes(f, pg * kPageSize, reinterpret_cast<const std::uint8_t*>(p->bytes().data()),
                       p->size(), "pin", st);
           pins.push_back(Pin{std::move(*p), f, pg});
-        } else if (!pins.empty()) {
+        } else if (r < 93 && !pins.empty()) {
           // Still the same bytes, however much was evicted meanwhile.
-          const Pin& p = pins.back();
-          check_bytes(p.f, p.pg * kPageSize,
-                      reinterpret_cast<const std::uint8_t*>(p.page.bytes().data()), p.page.size(),
-                      "held pin", st);
+          check_pin(pins.back(), "held pin", st);
           pins.pop_back();
+        } else if (!pins.empty() && cfg.threads > 1) {
+          // Hand the pin to another reader, which unpins it.
+          const auto to = static_cast<unsigned>((me + 1 + rng() % (cfg.threads - 1)) % cfg.threads);
+          check_pin(pins.back(), "pin before migration", st);
+          std::lock_guard lock(boxes[to].mu);
+          if (boxes[to].pins.size() < 2) {  // bounded: see capacity_bytes
+            boxes[to].pins.push_back(std::move(pins.back()));
+            ++st.pin_migrations;
+          }
+          pins.pop_back();  // unpins here if the mailbox was full
         }
       }
     };
@@ -593,6 +624,10 @@ Stats cache_phase(const Config& cfg, Clock::time_point end) {
     }
     stop.store(true, std::memory_order_relaxed);
     for (auto& t : threads) t.join();
+    for (auto& b : boxes) {  // pins nobody collected: check them, unpin here
+      for (const Pin& p : b.pins) check_pin(p, "migrated pin", stats[0]);
+      b.pins.clear();
+    }
     for (auto& s : stats) total.add(s);
     // Nothing pinned any more: everything can go.
     const auto rep = cache.drop();
@@ -632,10 +667,12 @@ int run(const Config& cfg) {
       static_cast<unsigned long long>(st.queries), static_cast<unsigned long long>(st.checks));
   if (cfg.cache) {
     std::printf(
-        ", %llu cache ops (reads %llu, pins %llu, drops %llu, advises %llu; %llu bytes checked)",
+        ", %llu cache ops (reads %llu, pins %llu, pin migrations %llu, drops %llu, advises %llu; "
+        "%llu bytes checked)",
         static_cast<unsigned long long>(st.cache_ops()), static_cast<unsigned long long>(st.reads),
-        static_cast<unsigned long long>(st.pins), static_cast<unsigned long long>(st.drops),
-        static_cast<unsigned long long>(st.advises),
+        static_cast<unsigned long long>(st.pins),
+        static_cast<unsigned long long>(st.pin_migrations),
+        static_cast<unsigned long long>(st.drops), static_cast<unsigned long long>(st.advises),
         static_cast<unsigned long long>(st.bytes_checked));
   }
   std::printf("; violations %llu\n", static_cast<unsigned long long>(v));

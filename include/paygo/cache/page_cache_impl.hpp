@@ -137,7 +137,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::u
     Token t = counter_.get(fr->ref);
     if (!t) continue;  // frozen or dead under us: look again
     // Re-check, as the kernel's folio != xas_reload(): the frame may have
-    // been reclaimed and reused between our load and our get.
+    // been reclaimed and reused between our load and our get. Acquire:
+    // pairs with the release CAS that published the frame (load_page()).
     if (slot.load(std::memory_order_acquire) != fr) continue;
     if (fr->key.load(std::memory_order_relaxed) != key) {
       // Recycled for another page while the slot still points at it (an
@@ -149,6 +150,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::u
     std::uint32_t st =
         fr->state.load(std::memory_order_acquire);  // pairs with the loader's release
     while (st == kLoading) {
+      // Acquire (both): pair with the loader's seq_cst exchange in
+      // detail::store_and_wake_all(), as the load above does.
       fr->state.wait(kLoading, std::memory_order_acquire);  // one read for all missers
       st = fr->state.load(std::memory_order_acquire);
     }
@@ -248,6 +251,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     fr = take_frame_locked();
   }
   if (fr == nullptr) return std::errc::no_buffer_space;  // every frame pinned or loading
+  // Acquire: pairs with the release CAS below (another misser's); only
+  // non-null is tested, so relaxed would do, but the pairing keeps it plain.
   if (idx.slots[page].load(std::memory_order_acquire) != nullptr) {
     // Another misser published this page meanwhile: give the frame back
     // untouched (still dead) and use theirs.
@@ -274,7 +279,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
   counter_.reset(fr->ref);
   Token t = counter_.get(fr->ref);
   Frame* expected = nullptr;
-  // Release: pairs with the readers' acquire load of the slot.
+  // Release: pairs with the acquire loads of the slot in try_hit(),
+  // acquire_loop(), load_page(), grow_index(), cached_in_range(), refresh.
   if (!t || !idx.slots[page].compare_exchange_strong(expected, fr, std::memory_order_release,
                                                      std::memory_order_relaxed)) {
     // Someone published this page first. Take the frame back at once if no
@@ -415,6 +421,7 @@ void PageCache<C>::unlink_locked(Frame& fr) {
 
 template <RefCounter C>
 bool PageCache<C>::unlink_page(File& f, std::uint64_t page, Frame* fr) {
+  // Acquire: pairs with the release store in grow_index().
   Index* idx = f.index.load(std::memory_order_acquire);
   if (page >= idx->npages) return false;
   Frame* expected = fr;
@@ -430,6 +437,9 @@ void PageCache<C>::grow_index(File& f, std::uint64_t npages) {
   if (old->npages >= npages) return;
   auto bigger = std::make_unique<Index>(std::max(npages, old->npages * 2));
   for (std::uint64_t i = 0; i < old->npages; ++i) {
+    // Acquire: pairs with the release CAS that published the frame; the
+    // relaxed store into the new index is published, with everything the
+    // acquire saw, by the release store of f.index below.
     bigger->slots[i].store(old->slots[i].load(std::memory_order_acquire),
                            std::memory_order_relaxed);
   }
@@ -447,6 +457,8 @@ std::vector<typename PageCache<C>::Frame*> PageCache<C>::cached_in_range(File& f
                                                                          std::uint64_t first,
                                                                          std::uint64_t last) {
   std::vector<Frame*> out;
+  // Acquire: pairs with the release store in grow_index(); the slot loads
+  // with the release CAS that published each frame (load_page()).
   Index* idx = f.index.load(std::memory_order_acquire);
   last = std::min(last, idx->npages);
   for (std::uint64_t p = first; p < last; ++p) {
@@ -536,6 +548,8 @@ Result<std::uint64_t> PageCache<C>::refresh(FileId id) {
   // Unlink every page that is past the new end or was a partial last page
   // under the old size. Holders keep their pin; nobody finds them again.
   const std::uint64_t keep = std::min(*sz, old_size) / kPageSize;  // whole pages that stay valid
+  // Acquire: pairs with the release store in grow_index(); the slot load
+  // with the release CAS that published the frame (load_page()).
   Index* idx = f->index.load(std::memory_order_acquire);
   for (std::uint64_t p = keep; p < idx->npages; ++p) {
     Frame* fr = idx->slots[p].load(std::memory_order_acquire);
