@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <new>
 #include <vector>
 
@@ -15,7 +16,11 @@ Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max
   opt_.max_slots = domain_.max_slots();
   opt_.table_entries = std::bit_ceil(std::max<std::uint32_t>(opt_.table_entries, 1));
   opt_.probe = std::clamp<std::uint32_t>(opt_.probe, 1, opt_.table_entries);
-  if (opt_.local_limit < 1) opt_.local_limit = 1;
+  opt_.local_limit = std::clamp<std::int32_t>(opt_.local_limit, 1,
+                                              static_cast<std::int32_t>(detail::kLocalCountMask));
+  opt_.promote_events = std::max<std::uint32_t>(opt_.promote_events, 1);
+  opt_.demote_sweeps = std::clamp<std::uint32_t>(opt_.demote_sweeps, 1, 255);
+  opt_.inhibit_ms = std::min<std::uint32_t>(opt_.inhibit_ms, 999);
   std::uint32_t gs = opt_.group_size;
   if (gs == 0) gs = (opt_.max_slots + 63) / 64;
   gs = std::bit_ceil(std::max<std::uint32_t>(gs, 1));
@@ -74,23 +79,25 @@ PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
   for (std::uint32_t i = 0; i < opt_.probe; ++i) {
     PaygoEntry& e = t->entries()[(h + i) & t->index_mask];
     const void* obj = e.obj.load(std::memory_order_relaxed);  // we are its only writer
-    const std::int32_t local = e.local.load(std::memory_order_relaxed);
+    const std::uint32_t local = e.local.load(std::memory_order_relaxed);
+    const std::int32_t count = detail::local_count(local);
     // Acquire: pairs with the release fetch_sub of remote puts.
     const std::int32_t anchor = e.anchor.load(std::memory_order_acquire);
     if (obj == &o) {
-      if (local < opt_.local_limit) return &e;
+      if (count < opt_.local_limit) return &e;
       // Saturated: fold the migration tax paid so far back into `local`.
       // anchor first, then local (release): a scan reads local (acquire)
       // then anchor, so it never sees the new local with the old anchor,
-      // which would undercount.
+      // which would undercount. count + anchor >= 0 (the live tokens), so
+      // adding the negative anchor never borrows from the use bits.
       if (anchor < 0) {
         e.anchor.fetch_sub(anchor, std::memory_order_relaxed);
-        e.local.store(local + anchor, std::memory_order_release);
-        if (local + anchor < opt_.local_limit) return &e;
+        e.local.store(local + static_cast<std::uint32_t>(anchor), std::memory_order_release);
+        if (count + anchor < opt_.local_limit) return &e;
       }
       return nullptr;  // really that many references from this slot: go central
     }
-    if (free_entry == nullptr && local + anchor == 0) free_entry = &e;
+    if (free_entry == nullptr && count + anchor == 0) free_entry = &e;
   }
   if (free_entry == nullptr) return nullptr;
   // Reuse a dead entry: no token points at it (local + anchor == 0). Fold the
@@ -100,8 +107,9 @@ PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
   // positive. Neither can undercount.
   if (const std::int32_t a = free_entry->anchor.load(std::memory_order_acquire); a != 0) {
     free_entry->anchor.fetch_sub(a, std::memory_order_relaxed);
-    free_entry->local.store(free_entry->local.load(std::memory_order_relaxed) + a,
-                            std::memory_order_release);
+    free_entry->local.store(
+        free_entry->local.load(std::memory_order_relaxed) + static_cast<std::uint32_t>(a),
+        std::memory_order_release);
   }
   free_entry->obj.store(&o, std::memory_order_relaxed);  // we are its only writer
   return free_entry;
@@ -109,15 +117,173 @@ PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
 
 Paygo::Token Paygo::get_other(Object& o, std::uint64_t w0) noexcept {
   if (w0 & detail::kFrozen) return {};
+  // The central get (central_tryget()'s loop), watching for contention: a
+  // CAS that failed because the word changed means another thread wrote it
+  // between our load and our CAS; a count above 0 in the word we replaced
+  // means another holder is inside right now (or our own nested hold: see
+  // note_contention()). Acquire on success: pairs with the release in
+  // reset()/unfreeze()/demote(), as in central_tryget().
+  std::uint64_t w = w0;
+  bool retried = false;
+  for (;;) {
+    const std::uint64_t seen = w;
+    if (o.word_.compare_exchange_weak(w, w + 1, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+      break;
+    if (w & detail::kFrozen) return {};
+    retried |= w != seen;  // a spurious failure proves nothing
+  }
+  if ((retried || (w & detail::kCountMask) != 0) && !(w & detail::kPinned)) [[unlikely]]
+    note_contention(o, retried);
+  return Token(&o.word_, &TokenPolicy::kCentralHome);
+}
+
+Paygo::Token Paygo::get_fallback(Object& o) noexcept {
+  // Striped by thread: a statistic must not become the shared line that the
+  // fallback already is. Relaxed: a statistic.
+  const auto t = reinterpret_cast<std::uintptr_t>(detail::this_thread_tag());
+  fallbacks_[(t >> 6) % kStripes].n.fetch_add(1, std::memory_order_relaxed);
   return get_central(o);
 }
 
 Paygo::Token Paygo::get_slow(Object& o, std::uint64_t w0) noexcept {
-  PaygoTable* table = find_table();             // registers the slot, makes the table
-  if (table == nullptr) return get_central(o);  // more threads than slots
+  PaygoTable* table = find_table();              // registers the slot, makes the table
+  if (table == nullptr) return get_fallback(o);  // more threads than slots
   PaygoEntry* e = claim(*table, o);
-  if (e == nullptr) return get_central(o);  // window full or saturated
+  if (e == nullptr) return get_fallback(o);  // window full or saturated
   return publish(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
+}
+
+/*** Self-tuning: promotion ***/
+namespace {
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A thread's own record of contention events, direct-mapped by object
+/// (no shared write: only this thread reads or writes it).
+struct EventRecord {
+  const void* obj = nullptr;
+  std::int64_t first_ns = 0;  // time of the first event of the current window
+  std::uint32_t events = 0;
+  bool retried = false;  // one of them was a CAS retry
+};
+constexpr std::size_t kEventWays = 16;
+thread_local EventRecord t_events[kEventWays];
+
+// vote_ layout: bits 0..11 voter, bits 12..31 time in 2^14 ns units.
+constexpr unsigned kVoterBits = 12;
+constexpr std::uint32_t kVoterMask = (1U << kVoterBits) - 1;
+constexpr std::uint32_t kInhibitVoter = kVoterMask;  // "demoted at <time>"
+constexpr unsigned kVoteTimeShift = 14;              // ns -> vote units (16.4 us)
+constexpr std::uint32_t kVoteTimeMask = (1U << (32 - kVoterBits)) - 1;  // wraps after 17.2 s
+
+std::uint32_t vote_time(std::int64_t ns) noexcept {
+  return static_cast<std::uint32_t>(ns >> kVoteTimeShift) & kVoteTimeMask;
+}
+/// Vote units elapsed since `v` was written (modulo the wrap).
+std::uint32_t vote_age(std::uint32_t v, std::int64_t ns) noexcept {
+  return (vote_time(ns) - (v >> kVoterBits)) & kVoteTimeMask;
+}
+std::atomic<std::uint32_t> g_next_voter{0};
+std::uint32_t this_thread_voter() noexcept {
+  // A small id per thread, in [1, kInhibitVoter): sequential, so the first
+  // 4094 threads never collide; later ones that do count as one voter (a
+  // promotion then waits for a third thread, never happens wrongly).
+  // Relaxed: only uniqueness matters. Taken on the first vote only.
+  thread_local const std::uint32_t id =
+      g_next_voter.fetch_add(1, std::memory_order_relaxed) % (kInhibitVoter - 1) + 1;
+  return id;
+}
+std::uint32_t units_of_us(std::uint32_t us) noexcept {
+  return static_cast<std::uint32_t>((std::uint64_t{us} * 1000 + (1U << kVoteTimeShift) - 1) >>
+                                    kVoteTimeShift);
+}
+}  // namespace
+
+void Paygo::note_contention(Object& o, bool retried) noexcept {
+  EventRecord& r = t_events[o.hint_ % kEventWays];
+  const std::int64_t now = now_ns();
+  const std::int64_t window = std::int64_t{opt_.promote_window_us} * 1000;
+  if (r.obj != &o || now - r.first_ns > window) r = EventRecord{&o, now, 0, false};
+  ++r.events;
+  r.retried |= retried;
+  if (r.events < opt_.promote_events) return;
+  const bool proven = r.retried;
+  r = EventRecord{};
+  // Relaxed: a heuristic (see vote_).
+  const std::uint32_t v = o.vote_.load(std::memory_order_relaxed);
+  const std::uint32_t voter = v & kVoterMask;
+  if (voter == kInhibitVoter && vote_age(v, now) < units_of_us(opt_.inhibit_ms * 1000)) return;
+  const std::uint32_t me = this_thread_voter();
+  if (!proven) {
+    // Old counts alone: our own nested holds look the same, so ask for a
+    // second thread's word. A recent vote by someone else promotes.
+    const bool other = voter != 0 && voter != kInhibitVoter && voter != me &&
+                       vote_age(v, now) <= units_of_us(opt_.promote_window_us);
+    if (!other) {
+      o.vote_.store((vote_time(now) << kVoterBits) | me, std::memory_order_relaxed);
+      return;
+    }
+  }
+  promote(o, now);
+}
+
+void Paygo::promote(Object& o, std::int64_t now) noexcept {
+  // Relaxed: the mode is a hint for new gets; every query counts the word
+  // and the tables alike, so no reference is lost whichever path a get
+  // takes (the same argument as the fallback's mixed count).
+  std::uint64_t w = o.word_.load(std::memory_order_relaxed);
+  do {
+    if (w & (detail::kPinned | detail::kDistributed | detail::kFrozen | detail::kDead)) return;
+  } while (!o.word_.compare_exchange_weak(w, w | detail::kDistributed, std::memory_order_relaxed,
+                                          std::memory_order_relaxed));
+  o.vote_.store(0, std::memory_order_relaxed);
+  promotions_.fetch_add(1, std::memory_order_relaxed);
+  std::int64_t zero = 0;
+  first_promotion_ns_.compare_exchange_strong(zero, now, std::memory_order_relaxed);
+}
+
+void Paygo::set_mode(Object& o, Mode m) noexcept {
+  switch (m) {
+    case Mode::Distributed:
+      detail::set_mode(o.word_, true);
+      break;
+    case Mode::Central:
+      detail::set_mode(o.word_, false);
+      break;
+    case Mode::Auto:
+      // Relaxed: a hint, as in detail::set_mode(). Starts central, as a new
+      // object does; clearing DISTRIBUTED is safe at any time.
+      o.word_.fetch_and(~(detail::kPinned | detail::kDistributed), std::memory_order_relaxed);
+      break;
+  }
+}
+
+void Paygo::reset(Object& o) noexcept {
+  // Only the owner resets a dead object: nobody else writes these now but a
+  // sweep that raced with the kill, whose writes are heuristics. Relaxed:
+  // published with the word's release store below.
+  o.vote_.store(0, std::memory_order_relaxed);
+  o.tune_.store(0, std::memory_order_relaxed);
+  const std::uint64_t w = o.word_.load(std::memory_order_relaxed);
+  const std::uint64_t mode =
+      (w & detail::kPinned) ? (w & (detail::kDistributed | detail::kPinned)) : 0;
+  // Release: pairs with the acquire word load at the start of every get, so
+  // a reader that sees the new generation sees the mask reset of kill().
+  o.word_.store(((w & detail::kGenMask) + detail::kGenOne) | mode, std::memory_order_release);
+}
+
+TuneStats Paygo::tune_stats() const noexcept {
+  TuneStats s;
+  s.promotions = promotions_.load(std::memory_order_relaxed);
+  s.demotions = demotions_.load(std::memory_order_relaxed);
+  s.sweeps = sweeps_.load(std::memory_order_relaxed);
+  for (const Stripe& st : fallbacks_) s.central_fallbacks += st.n.load(std::memory_order_relaxed);
+  s.first_promotion_ns = first_promotion_ns_.load(std::memory_order_relaxed);
+  return s;
 }
 
 bool Paygo::try_freeze(Object& o) noexcept {
@@ -127,6 +293,18 @@ bool Paygo::try_freeze(Object& o) noexcept {
 }
 
 namespace {
+/// central_tryfreeze() with a seq_cst CAS (lock cmpxchg on x86 either way):
+/// the reclaim that then reads an empty mask and skips the heavy fence
+/// relies on the freeze and that mask load being in the single total order
+/// with the reader's seq_cst fetch_or of its bit and its seq_cst re-check
+/// of the word (publish() in paygo.hpp; docs/design.md point 8).
+bool freeze_sc(std::atomic<std::uint64_t>& word) noexcept {
+  std::uint64_t w = word.load(std::memory_order_relaxed);
+  if ((w & (detail::kFrozen | detail::kCountMask)) != 0) return false;
+  return word.compare_exchange_strong(w, w | detail::kFrozen, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed);
+}
+
 /// One entry's contribution to the count of the object its `obj` named when
 /// the scan looked: local + anchor, read in that order (see the fold in
 /// claim()), both acquire: pairs with the release stores of `local` (get,
@@ -140,11 +318,37 @@ namespace {
 /// elsewhere (paygo-stress found this). An entry that still holds the
 /// scanned object never reads below its live tokens (docs/design.md), so
 /// the clamp only ever removes the other object's share.
-std::int64_t entry_count(const PaygoEntry& e) noexcept {
-  const std::int64_t v = std::int64_t{e.local.load(std::memory_order_acquire)} +
-                         e.anchor.load(std::memory_order_acquire);
+std::int64_t entry_count(std::uint32_t local, const PaygoEntry& e) noexcept {
+  const std::int64_t v =
+      std::int64_t{detail::local_count(local)} + e.anchor.load(std::memory_order_acquire);
   return v > 0 ? v : 0;
 }
+std::int64_t entry_count(const PaygoEntry& e) noexcept {
+  return entry_count(e.local.load(std::memory_order_acquire), e);
+}
+
+/// An entry's part of its object's use signature: its use counter, and its
+/// presence (an entry claimed or given up changes the signature too).
+std::uint32_t entry_sig(std::uint32_t local) noexcept {
+  return detail::local_uses(local) + (1U << (32 - detail::kLocalCountBits));
+}
+
+/// Per-thread scratch for the batch scans: an open-addressing map from
+/// object address to candidate index, reused so a warm reclaimer does not
+/// allocate.
+struct BatchScratch {
+  std::vector<const void*> keys;
+  std::vector<std::uint32_t> vals;
+};
+thread_local BatchScratch t_scratch;
+
+struct CandidateScratch {
+  std::vector<const void*> objs;
+  std::vector<std::uint32_t> index;  // position in the caller's span
+  std::vector<std::int64_t> sums;
+  std::vector<std::uint32_t> sigs;
+};
+thread_local CandidateScratch t_reclaim, t_sweep, t_demote;
 }  // namespace
 
 std::int64_t Paygo::sum_masked(const Object& o) const noexcept {
@@ -174,6 +378,45 @@ std::int64_t Paygo::sum_masked(const Object& o) const noexcept {
   return sum;
 }
 
+void Paygo::scan_tables(std::span<const void* const> objs, std::int64_t* sums,
+                        std::uint32_t* sigs) const {
+  BatchScratch& sc = t_scratch;
+  const std::size_t cap = std::bit_ceil(objs.size() * 2);
+  sc.keys.assign(cap, nullptr);
+  sc.vals.resize(cap);
+  const std::size_t mask = cap - 1;
+  auto slot_of = [&](const void* p) { return static_cast<std::size_t>(hash(p)) & mask; };
+  for (std::uint32_t k = 0; k < objs.size(); ++k) {
+    std::size_t i = slot_of(objs[k]);
+    while (sc.keys[i] != nullptr) i = (i + 1) & mask;
+    sc.keys[i] = objs[k];
+    sc.vals[i] = k;
+    if (sums != nullptr) sums[k] = 0;
+    if (sigs != nullptr) sigs[k] = 0;
+  }
+  // One pass over every live table: O(candidates + entries), not
+  // O(candidates x slots). Every entry is looked at, whatever the masks say.
+  const std::uint32_t hw = domain_.high_water();
+  for (std::uint32_t s = 0; s < hw; ++s) {
+    auto* t =
+        static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire));
+    if (t == nullptr) continue;
+    for (std::uint32_t j = 0; j <= t->index_mask; ++j) {
+      const PaygoEntry& e = t->entries()[j];
+      const void* obj = e.obj.load(std::memory_order_relaxed);
+      if (obj == nullptr) continue;
+      for (std::size_t i = slot_of(obj); sc.keys[i] != nullptr; i = (i + 1) & mask) {
+        if (sc.keys[i] != obj) continue;
+        // Acquire: see entry_count().
+        const std::uint32_t local = e.local.load(std::memory_order_acquire);
+        if (sums != nullptr) sums[sc.vals[i]] += entry_count(local, e);
+        if (sigs != nullptr) sigs[sc.vals[i]] += entry_sig(local);
+        break;
+      }
+    }
+  }
+}
+
 std::int64_t Paygo::query(const Object& o) const noexcept {
   return static_cast<std::int64_t>(o.word_.load(std::memory_order_acquire) & detail::kCountMask) +
          sum_masked(o);
@@ -193,81 +436,147 @@ void Paygo::kill(Object& o) noexcept {
 }
 
 bool Paygo::try_reclaim(Object& o) noexcept {
-  if (!try_freeze(o)) return false;
-  if (sum_masked(o) != 0) {
-    unfreeze(o);
-    return false;
+  if (!freeze_sc(o.word_)) return false;
+  // seq_cst: pairs with the reader's seq_cst fetch_or of its group bit and
+  // its seq_cst word re-check (publish()). An empty mask after the freeze
+  // means no distributed reference, and every reader still on its way to
+  // one sees FROZEN: no heavy fence, no scan (docs/design.md point 8).
+  if (o.mask_.load(std::memory_order_seq_cst) != 0) {
+    heavy_fence();  // pairs with light_fence() in get()
+    if (sum_masked(o) != 0) {
+      unfreeze(o);
+      return false;
+    }
   }
   kill(o);
   return true;
 }
 
-namespace {
-/// Per-thread scratch for reclaim_batch(): an open-addressing map from object
-/// address to candidate index, reused so a warm reclaimer does not allocate.
-struct BatchScratch {
-  std::vector<const void*> keys;
-  std::vector<std::uint32_t> vals;
-  std::vector<std::int64_t> sums;
-  std::vector<std::uint32_t> frozen;
-};
-thread_local BatchScratch t_scratch;
-}  // namespace
-
 std::size_t Paygo::reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
-  BatchScratch& sc = t_scratch;
-  sc.frozen.clear();
+  CandidateScratch& sc = t_reclaim;
+  sc.objs.clear();
+  sc.index.clear();
+  std::size_t n = 0;
   for (std::size_t i = 0; i < objs.size(); ++i) {
     dead[i] = false;
-    if (detail::central_tryfreeze(objs[i]->word_))
-      sc.frozen.push_back(static_cast<std::uint32_t>(i));
-  }
-  if (sc.frozen.empty()) return 0;
-  heavy_fence();  // one for the whole batch; pairs with light_fence() in get()
-
-  const std::size_t cap = std::bit_ceil(sc.frozen.size() * 2);
-  sc.keys.assign(cap, nullptr);
-  sc.vals.resize(cap);
-  sc.sums.assign(sc.frozen.size(), 0);
-  const std::size_t mask = cap - 1;
-  auto slot_of = [&](const void* p) { return static_cast<std::size_t>(hash(p)) & mask; };
-  for (std::uint32_t k = 0; k < sc.frozen.size(); ++k) {
-    const void* p = objs[sc.frozen[k]];
-    std::size_t i = slot_of(p);
-    while (sc.keys[i] != nullptr) i = (i + 1) & mask;
-    sc.keys[i] = p;
-    sc.vals[i] = k;
-  }
-  // One pass over every live table: O(candidates + entries), not
-  // O(candidates x slots). Every entry is looked at, whatever the masks say.
-  const std::uint32_t hw = domain_.high_water();
-  for (std::uint32_t s = 0; s < hw; ++s) {
-    auto* t =
-        static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire));
-    if (t == nullptr) continue;
-    for (std::uint32_t j = 0; j <= t->index_mask; ++j) {
-      const PaygoEntry& e = t->entries()[j];
-      const void* obj = e.obj.load(std::memory_order_relaxed);
-      if (obj == nullptr) continue;
-      for (std::size_t i = slot_of(obj); sc.keys[i] != nullptr; i = (i + 1) & mask) {
-        if (sc.keys[i] != obj) continue;
-        sc.sums[sc.vals[i]] += entry_count(e);
-        break;
-      }
+    Object& o = *objs[i];
+    if (!freeze_sc(o.word_)) continue;
+    // seq_cst: as in try_reclaim(). An empty mask: dead now, no fence.
+    if (o.mask_.load(std::memory_order_seq_cst) == 0) {
+      kill(o);
+      dead[i] = true;
+      ++n;
+      continue;
     }
+    sc.objs.push_back(&o);
+    sc.index.push_back(static_cast<std::uint32_t>(i));
   }
-  std::size_t n = 0;
-  for (std::uint32_t k = 0; k < sc.frozen.size(); ++k) {
-    Object& o = *objs[sc.frozen[k]];
+  if (sc.objs.empty()) return n;  // nothing distributed in the batch: no fence, no scan
+  heavy_fence();                  // one for the whole batch; pairs with light_fence() in get()
+  sc.sums.resize(sc.objs.size());
+  scan_tables(sc.objs, sc.sums.data(), nullptr);
+  for (std::size_t k = 0; k < sc.objs.size(); ++k) {
+    Object& o = *objs[sc.index[k]];
     if (sc.sums[k] != 0) {
       unfreeze(o);
     } else {
       kill(o);
-      dead[sc.frozen[k]] = true;
+      dead[sc.index[k]] = true;
       ++n;
     }
   }
   return n;
+}
+
+/*** Self-tuning: demotion ***/
+std::size_t Paygo::sweep(std::span<Object* const> objs) {
+  sweeps_.fetch_add(1, std::memory_order_relaxed);
+  CandidateScratch& sc = t_sweep;
+  sc.objs.clear();
+  for (Object* o : objs) {
+    // Relaxed: which objects to look at is a heuristic; the demotion below
+    // re-checks under its freeze.
+    const std::uint64_t w = o->word_.load(std::memory_order_relaxed);
+    if ((w & (detail::kDistributed | detail::kPinned | detail::kFrozen)) == detail::kDistributed)
+      sc.objs.push_back(o);
+  }
+  if (sc.objs.empty()) return 0;
+  // The use signatures, without a fence: a get this pass misses changes the
+  // signature the next pass sees, so it only delays a demotion.
+  sc.sigs.resize(sc.objs.size());
+  scan_tables(sc.objs, nullptr, sc.sigs.data());
+  CandidateScratch& dc = t_demote;
+  dc.objs.clear();
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < sc.objs.size(); ++k) {
+    auto& o = *static_cast<Object*>(const_cast<void*>(sc.objs[k]));
+    // Relaxed: only sweeps (serialised by the caller) and reset() write tune_.
+    const std::uint64_t t = o.tune_.load(std::memory_order_relaxed);
+    std::uint64_t quiet = (t >> 32) & 0xff;
+    quiet =
+        static_cast<std::uint32_t>(t) == sc.sigs[k] ? std::min<std::uint64_t>(quiet + 1, 255) : 0;
+    o.tune_.store((quiet << 32) | sc.sigs[k], std::memory_order_relaxed);
+    if (quiet < opt_.demote_sweeps) continue;
+    if (freeze_sc(o.word_)) {
+      dc.objs.push_back(&o);
+    } else if (clear_distributed(o)) {
+      ++n;  // central references held: new gets go central, the mask stays
+    }
+  }
+  if (dc.objs.empty()) return n;
+  heavy_fence();  // one for the batch; pairs with light_fence() in get()
+  dc.sums.resize(dc.objs.size());
+  scan_tables(dc.objs, dc.sums.data(), nullptr);
+  for (std::size_t k = 0; k < dc.objs.size(); ++k) {
+    auto& o = *static_cast<Object*>(const_cast<void*>(dc.objs[k]));
+    demote(o, dc.sums[k] == 0);
+    ++n;
+  }
+  return n;
+}
+
+bool Paygo::clear_distributed(Object& o) noexcept {
+  // Relaxed: the same mode change as set_distributed(o, false) without the
+  // pin, safe at any time (every query counts the word and the tables).
+  std::uint64_t w = o.word_.load(std::memory_order_relaxed);
+  do {
+    if ((w & (detail::kDistributed | detail::kPinned)) != detail::kDistributed) return false;
+  } while (!o.word_.compare_exchange_weak(w, w & ~detail::kDistributed, std::memory_order_relaxed,
+                                          std::memory_order_relaxed));
+  mark_demoted(o);
+  return true;
+}
+
+void Paygo::mark_demoted(Object& o) noexcept {
+  o.vote_.store((vote_time(now_ns()) << kVoterBits) | kInhibitVoter, std::memory_order_relaxed);
+  o.tune_.store(0, std::memory_order_relaxed);
+  demotions_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Paygo::demote(Object& o, bool quiet) noexcept {
+  // We froze `o` (count 0, so no central token exists, and none can be
+  // taken until we unfreeze); others may still flip mode bits (a hint, a
+  // promotion attempt refuses FROZEN), so the word changes by CAS.
+  // quiet: the scan after the heavy fence found no distributed reference,
+  // so no live token sits behind any group bit and the mask may go. The
+  // same CAS bumps the generation: a reader that published after the fence
+  // (so the scan missed it) and skipped its fetch_or because it saw its bit
+  // still set fails its re-check (w1's generation differs from w0's) instead
+  // of holding a reference no mask names (docs/design.md point 9).
+  // Not quiet: only DISTRIBUTED goes (new gets central, tokens drain), the
+  // mask stays, no generation change needed.
+  if (quiet) o.mask_.store(0, std::memory_order_relaxed);  // published by the release CAS
+  std::uint64_t w = o.word_.load(std::memory_order_relaxed);
+  std::uint64_t next;
+  do {
+    next = w & ~(detail::kFrozen | (w & detail::kPinned ? 0 : detail::kDistributed));
+    if (quiet) next += detail::kGenOne;
+    // Release: pairs with the acquire word load at the start of get() (a
+    // reader of the new generation sees the cleared mask) and with the
+    // acquire of the central get's CAS, as central_unfreeze() does.
+  } while (!o.word_.compare_exchange_weak(w, next, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  mark_demoted(o);
 }
 
 std::size_t Paygo::table_bytes() const noexcept {

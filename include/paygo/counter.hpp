@@ -88,6 +88,25 @@ concept RefCounter = requires {
   {c.set_distributed(o, true)};
 };
 
+/// How a self-tuning counter (Paygo) chooses the path of new gets on an
+/// object: set_mode(obj, m). set_distributed(obj, on) is the pinned form.
+enum class Mode : std::uint8_t {
+  Auto,         ///< self-tuning (the default): central until contended
+  Distributed,  ///< pinned distributed (the hot-section hint)
+  Central,      ///< pinned central
+};
+
+/// Counts of a self-tuning counter's machinery (tune_stats(); relaxed
+/// snapshots, statistics).
+struct TuneStats {
+  std::uint64_t promotions = 0;         ///< automatic objects made distributed
+  std::uint64_t demotions = 0;          ///< ... and taken back to central by sweep()
+  std::uint64_t central_fallbacks = 0;  ///< gets of a distributed object that went central
+  std::uint64_t sweeps = 0;             ///< sweep() calls
+  /// steady_clock time of the first promotion (ns since its epoch), 0: none.
+  std::int64_t first_promotion_ns = 0;
+};
+
 /// try_reclaim() calls an idle, unreferenced object needs before one returns
 /// true: C::kReclaimCalls where a counter declares it (a delayed zero), else 1.
 template <class C>

@@ -10,7 +10,7 @@
 //   open(path)                     -> FileId (files stay open until the cache dies)
 //   read(file, buf, len, offset)   -> bytes read, pread(2) semantics (short at EOF)
 //   pin(file, page)                -> PinnedPage: zero-copy view of one page
-//   advise(file, off, len, advice) -> Hot | Normal | WillNeed | DontNeed
+//   advise(file, off, len, advice) -> Normal | Hot | Central | WillNeed | DontNeed
 //   refresh(file)                  -> re-stat after the file changed underneath
 //   drop()                         -> evict everything unpinned (drop_caches)
 //   stats()
@@ -29,9 +29,18 @@
 // backend's pread, and publishes it with a compare-and-swap; concurrent
 // missers of one page wait for that one read.
 //
-// Hot sections: advise(Hot) makes the cached pages of the range use
-// distributed counts now, and pages loaded into the range later start
-// distributed; advise(Normal) takes the range back to the central count.
+// Counting modes. With no hint (Advice::Normal, the default, as
+// POSIX_FADV_NORMAL means "no special treatment") a page's count tunes
+// itself where the counter can (Paygo: central until several threads
+// contend on it, distributed then, central again when it cools; other
+// counters: central). advise(Hot) pins the range distributed (the seed's
+// hot section: cached pages switch now, pages loaded into it later start
+// distributed); advise(Central) pins it central; advise(Normal) hands it
+// back to self-tuning. Demotion needs sweeps even when nothing misses: every
+// CacheOptions::sweep_every hits a thread makes, it sweeps the next
+// sweep_frames frames of the pool (skipped if another thread is sweeping).
+// One step costs one relaxed load per frame and, when it finds promoted
+// pages, one pass over the counter's tables (docs/cache.md measures it).
 //
 // Coherence: this is a read cache. If a file is changed by someone else,
 // call refresh(): it re-reads the size, unlinks cached pages past the new
@@ -44,6 +53,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
@@ -69,7 +79,9 @@ namespace paygo::cache {
 
 inline constexpr std::size_t kPageSize = 4096;
 
-enum class Advice { Normal, Hot, WillNeed, DontNeed };
+/// Normal: no hint, self-tuning (the default). Hot: pin distributed.
+/// Central: pin central. WillNeed: load now. DontNeed: evict now.
+enum class Advice { Normal, Hot, WillNeed, DontNeed, Central };
 
 struct CacheOptions {
   std::size_t capacity_bytes = std::size_t{64} << 20;  ///< rounded down to pages, at least 1
@@ -77,7 +89,11 @@ struct CacheOptions {
   std::size_t drop_batch = 1024;    ///< frames per heavy fence in drop()/DontNeed
   std::uint32_t max_files = 1024;   ///< files open at once
   std::uint32_t max_threads = 256;  ///< threads with their own statistics shard
-  Backend* backend = nullptr;       ///< nullptr: a PosixBackend owned by the cache
+  /// Hits a thread makes between two sweep steps (rounded up to a power of
+  /// 2; 0: never sweep, so promoted pages stay distributed until evicted).
+  std::uint32_t sweep_every = 4096;
+  std::uint32_t sweep_frames = 256;  ///< frames one sweep step looks at
+  Backend* backend = nullptr;        ///< nullptr: a PosixBackend owned by the cache
 };
 
 struct DropReport {
@@ -90,8 +106,17 @@ struct DropReport {
 struct CacheStats {
   std::uint64_t hits = 0, misses = 0, evictions = 0, busy_reclaims = 0;
   std::size_t frames = 0, free_frames = 0, cached_pages = 0;
-  std::size_t distributed_pages = 0;    ///< cached pages in a hot section
+  /// Cached pages counted distributed now: hinted_pages + promoted_pages.
+  std::size_t distributed_pages = 0;
+  std::size_t hinted_pages = 0;         ///< ... because they are in a Hot range
+  std::size_t promoted_pages = 0;       ///< ... because self-tuning promoted them
   std::size_t counter_table_bytes = 0;  ///< bytes held by the counter's per-slot tables
+  /// Self-tuning (zero for counters without it): pages promoted and demoted
+  /// since the cache was made, sweep steps that looked at frames, and gets
+  /// that wanted a per-thread entry and went central (more threads than
+  /// slots, a full probe window, saturation).
+  std::uint64_t promotions = 0, demotions = 0, sweeps = 0, central_fallbacks = 0;
+  std::int64_t first_promotion_ns = 0;  ///< steady_clock ns of the first promotion; 0: none
 };
 
 using FileId = std::uint32_t;
@@ -165,7 +190,7 @@ class PageCache {
     std::atomic<std::uint32_t> len{0};    // valid bytes; published by `state`
     std::atomic<int> error{0};            // errno of a failed load; published by `state`
     std::atomic<bool> referenced{false};  // CLOCK bit; a hint, relaxed
-    std::atomic<bool> hot{false};         // in a hot section; a statistic, relaxed
+    std::atomic<bool> hot{false};         // pinned distributed (a Hot range); a statistic, relaxed
     std::byte* const data;
   };
 
@@ -186,14 +211,20 @@ class PageCache {
     /// Current index. Release store on growth, acquire load by readers. Old
     /// indexes stay alive in `retired` until the cache dies (type-stable).
     std::atomic<Index*> index{nullptr};
-    std::mutex mu;                                             // guards hot, retired, growth
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> hot;  // [first, last) pages
-    std::atomic<bool> any_hot{false};  // relaxed hint; `hot` is read under mu
+    std::mutex mu;  // guards pinned, retired, growth
+    /// Pinned ranges: [first, last) pages advised Hot or Central.
+    struct Range {
+      std::uint64_t first, last;
+      Advice advice;
+    };
+    std::vector<Range> pinned;
+    std::atomic<bool> any_pinned{false};  // relaxed hint; `pinned` is read under mu
     std::vector<std::unique_ptr<Index>> retired;
     std::unique_ptr<Index> current_owner;
-    bool is_hot_locked(std::uint64_t page) const {
-      return std::any_of(hot.begin(), hot.end(),
-                         [&](const auto& r) { return page >= r.first && page < r.second; });
+    Advice advice_locked(std::uint64_t page) const {
+      for (const Range& r : pinned)
+        if (page >= r.first && page < r.last) return r.advice;
+      return Advice::Normal;
     }
   };
 
@@ -219,6 +250,29 @@ class PageCache {
     }
   }
 
+  /// A hit: the thread's shard, and every sweep_every hits a sweep step.
+  void count_hit() noexcept {
+    if (detail::Slot* s = stats_domain_.current()) [[likely]] {
+      auto& c = shards_[s->index].hits;  // this thread is the only writer
+      const std::uint64_t n = c.load(std::memory_order_relaxed) + 1;
+      c.store(n, std::memory_order_relaxed);
+      if constexpr (kSweeps) {
+        if ((n & sweep_mask_) == 0) [[unlikely]]
+          sweep_step();
+      }
+    } else {
+      overflow_.hits.fetch_add(1, std::memory_order_relaxed);  // statistic only
+    }
+  }
+  /// Counters that tune themselves (Paygo): set_mode() and sweep().
+  static constexpr bool kSweeps =
+      requires(C & c, typename C::Object& o, std::span<typename C::Object* const> objs) {
+    c.sweep(objs);
+    c.promoted(o);
+  };
+  /// The counting mode of advice Normal / Hot / Central on frame `fr`.
+  void apply_advice(Frame& fr, Advice a) noexcept;
+  [[gnu::noinline]] void sweep_step() noexcept;
   PAYGO_INLINE Token try_hit(File& f, std::uint64_t page, Frame*& out) noexcept;
   /// read()'s loop from byte `done`: kHitPath serves hits inline and hands
   /// the rest of the read to read_pages_slow() at the first page it cannot.
@@ -257,6 +311,11 @@ class PageCache {
   Domain stats_domain_;
   std::unique_ptr<Shard[]> shards_;
   Shard overflow_;
+
+  std::uint64_t sweep_mask_ = ~std::uint64_t{0};  // hits & mask == 0: sweep
+  std::mutex sweep_mu_;                           // one sweeper at a time (Paygo::sweep's rule)
+  std::size_t sweep_hand_ = 0;                    // next frame to sweep; guarded by sweep_mu_
+  std::atomic<std::uint64_t> sweep_steps_{0};     // statistic, relaxed
 };
 
 }  // namespace paygo::cache

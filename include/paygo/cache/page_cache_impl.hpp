@@ -18,6 +18,8 @@ PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
   } else {
     backend_ = opt_.backend;
   }
+  if (opt_.sweep_every != 0) sweep_mask_ = std::bit_ceil(std::uint64_t{opt_.sweep_every}) - 1;
+  opt_.sweep_frames = std::max<std::uint32_t>(opt_.sweep_frames, 1);
   opt_.evict_batch = std::max<std::size_t>(opt_.evict_batch, 1);
   opt_.drop_batch = std::max<std::size_t>(opt_.drop_batch, 1);
   const std::size_t n = std::max<std::size_t>(opt_.capacity_bytes / kPageSize, 1);
@@ -118,7 +120,7 @@ typename PageCache<C>::Token PageCache<C>::try_hit(File& f, std::uint64_t page,
   if (!fr->referenced.load(std::memory_order_relaxed)) [[unlikely]] {
     fr->referenced.store(true, std::memory_order_relaxed);  // CLOCK hint; written only if clear
   }
-  count(&Shard::hits);
+  count_hit();
   out = fr;
   return t;
 }
@@ -169,7 +171,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::u
       if (!fr->referenced.load(std::memory_order_relaxed)) {
         fr->referenced.store(true, std::memory_order_relaxed);  // CLOCK hint; written only if clear
       }
-      count(&Shard::hits);
+      count_hit();
       token = std::move(t);
       return fr;
     }
@@ -271,10 +273,10 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     retry = true;
     return std::errc::resource_unavailable_try_again;
   }
-  bool hot = false;
-  if (f.any_hot.load(std::memory_order_relaxed)) {
+  Advice advice = Advice::Normal;
+  if (f.any_pinned.load(std::memory_order_relaxed)) {
     std::lock_guard lock(f.mu);
-    hot = f.is_hot_locked(page);
+    advice = f.advice_locked(page);
   }
   // The frame is dead and ours alone: set it up, then revive it. reset()
   // releases, so a reader whose get succeeds on the new incarnation sees
@@ -283,9 +285,8 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
   fr->len.store(0, std::memory_order_relaxed);
   fr->error.store(0, std::memory_order_relaxed);
   fr->referenced.store(false, std::memory_order_relaxed);
-  fr->hot.store(hot, std::memory_order_relaxed);
   fr->state.store(kLoading, std::memory_order_relaxed);
-  counter_.set_distributed(fr->ref, hot);
+  apply_advice(*fr, advice);  // the mode for the new incarnation, kept by reset()
   counter_.reset(fr->ref);
   Token t = counter_.get(fr->ref);
   Frame* expected = nullptr;
@@ -477,6 +478,42 @@ std::vector<typename PageCache<C>::Frame*> PageCache<C>::cached_in_range(File& f
   return out;
 }
 
+/*** Counting modes and sweeps ***/
+template <RefCounter C>
+void PageCache<C>::apply_advice(Frame& fr, Advice a) noexcept {
+  if constexpr (requires(C & c, typename C::Object & o) { c.set_mode(o, Mode::Auto); }) {
+    counter_.set_mode(fr.ref, a == Advice::Hot       ? Mode::Distributed
+                              : a == Advice::Central ? Mode::Central
+                                                     : Mode::Auto);
+  } else {
+    counter_.set_distributed(fr.ref, a == Advice::Hot);
+  }
+  fr.hot.store(a == Advice::Hot, std::memory_order_relaxed);
+}
+
+// The read path's sweep step (every sweep_every hits of a thread): the next
+// sweep_frames frames of the pool, the promoted ones handed to the counter's
+// sweep(), which demotes those that stayed quiet. A thread that finds
+// another sweeping goes back to reading. Frames are type-stable, so looking
+// at one being recycled is harmless: sweep() re-checks under its freeze.
+template <RefCounter C>
+void PageCache<C>::sweep_step() noexcept {
+  if constexpr (kSweeps) {
+    std::unique_lock lock(sweep_mu_, std::try_to_lock);
+    if (!lock.owns_lock()) return;
+    sweep_steps_.fetch_add(1, std::memory_order_relaxed);  // statistic
+    thread_local std::vector<typename C::Object*> objs;
+    objs.clear();
+    const std::size_t n = frames_.size();
+    for (std::size_t i = 0; i < opt_.sweep_frames && i < n; ++i) {
+      Frame& fr = frames_[sweep_hand_];
+      sweep_hand_ = sweep_hand_ + 1 == n ? 0 : sweep_hand_ + 1;
+      if (counter_.promoted(fr.ref)) objs.push_back(&fr.ref);
+    }
+    if (!objs.empty()) counter_.sweep(objs);
+  }
+}
+
 /*** Advice, refresh, drop, stats ***/
 template <RefCounter C>
 Result<void> PageCache<C>::advise(FileId id, std::uint64_t offset, std::uint64_t len,
@@ -488,24 +525,25 @@ Result<void> PageCache<C>::advise(FileId id, std::uint64_t offset, std::uint64_t
   const std::uint64_t first = offset / kPageSize;
   const std::uint64_t end_byte = (len == 0 || offset + len < offset) ? size : offset + len;
   const std::uint64_t last = std::max(pages_for(std::min(end_byte, size)), first);
-  if (advice == Advice::Hot || advice == Advice::Normal) {
-    const bool hot = advice == Advice::Hot;
+  if (advice == Advice::Hot || advice == Advice::Normal || advice == Advice::Central) {
+    const std::uint64_t range_end = len == 0 ? kPageMask : pages_for(end_byte);
     {
       std::lock_guard lock(f->mu);
-      // Subtract [first, last) from every range, then add it back if hot.
-      std::vector<std::pair<std::uint64_t, std::uint64_t>> next;
-      for (auto [a, b] : f->hot) {
-        if (b <= first || a >= last) {
-          next.emplace_back(a, b);
+      // Subtract [first, range_end) from every range, then add it back
+      // pinned (Normal leaves it to self-tuning: no range).
+      std::vector<typename File::Range> next;
+      for (const auto& r : f->pinned) {
+        if (r.last <= first || r.first >= range_end) {
+          next.push_back(r);
           continue;
         }
-        if (a < first) next.emplace_back(a, first);
-        if (b > last) next.emplace_back(last, b);
+        if (r.first < first) next.push_back({r.first, first, r.advice});
+        if (r.last > range_end) next.push_back({range_end, r.last, r.advice});
       }
-      const std::uint64_t hot_end = len == 0 ? kPageMask : pages_for(end_byte);
-      if (hot) next.emplace_back(first, hot_end);  // pages loaded later start hot too
-      f->hot = std::move(next);
-      f->any_hot.store(!f->hot.empty(), std::memory_order_relaxed);
+      // Pages loaded into the range later get the same mode.
+      if (advice != Advice::Normal) next.push_back({first, range_end, advice});
+      f->pinned = std::move(next);
+      f->any_pinned.store(!f->pinned.empty(), std::memory_order_relaxed);
     }
     // Switch the pages already cached; a token keeps each frame's identity
     // stable while we do it.
@@ -516,8 +554,7 @@ Result<void> PageCache<C>::advise(FileId id, std::uint64_t offset, std::uint64_t
       if ((key >> kPageBits) != f->id || (key & kPageMask) < first || (key & kPageMask) >= last) {
         continue;
       }
-      counter_.set_distributed(fr->ref, hot);
-      fr->hot.store(hot, std::memory_order_relaxed);
+      apply_advice(*fr, advice);
     }
     return {};
   }
@@ -619,9 +656,22 @@ CacheStats PageCache<C>::stats() const {
     if (st == kFree) ++s.free_frames;
     if (st == kReady) {
       ++s.cached_pages;
-      if (fr.hot.load(std::memory_order_relaxed)) ++s.distributed_pages;
+      if (fr.hot.load(std::memory_order_relaxed)) {
+        ++s.hinted_pages;
+      } else if constexpr (kSweeps) {
+        if (counter_.promoted(fr.ref)) ++s.promoted_pages;
+      }
     }
   }
+  s.distributed_pages = s.hinted_pages + s.promoted_pages;
+  if constexpr (kSweeps) {
+    const TuneStats t = counter_.tune_stats();
+    s.promotions = t.promotions;
+    s.demotions = t.demotions;
+    s.central_fallbacks = t.central_fallbacks;
+    s.first_promotion_ns = t.first_promotion_ns;
+  }
+  s.sweeps = sweep_steps_.load(std::memory_order_relaxed);
   if constexpr (requires(const C& c) { c.table_bytes(); }) {
     s.counter_table_bytes = counter_.table_bytes();
   }

@@ -13,11 +13,28 @@
 // (local + anchor != 0), so the token's pointer stays valid and a scan never
 // misses one. The true count is central + sum(local + anchor).
 //
-// Objects start in the central mode (one atomic, like Linux's page count);
-// set_distributed(obj, true) makes new gets distributed (a hot object). Gets
-// fall back to the central count, never failing or blocking, when the caller
-// has no slot (more threads than slots), when the probe window of its table
-// is full, or when `local` would pass Options::local_limit.
+// Modes. Objects start in the *automatic* mode, counted on their central
+// atomic (one RMW, cheapest while nobody else touches the object). A central
+// get that sees contention (its CAS had to retry, or the count it replaced
+// shows another holder inside) records an event in the calling thread's own
+// event cache; Options::promote_events such events within
+// Options::promote_window_us *promote* the object: new gets go distributed,
+// central tokens already out drain to the word (no freeze: a count may be
+// split between the word and the tables at any time). Events from old
+// counts alone (which a thread's own nested holds also produce) promote only
+// when a second thread has voted within the window; a retry proves a second
+// writer by itself. sweep(objs) *demotes* automatic objects whose entries
+// saw no distributed get for Options::demote_sweeps consecutive sweeps:
+// freeze, one heavy fence per batch, a scan that proves no distributed
+// reference is live, then mask cleared, DISTRIBUTED cleared and the
+// generation bumped in one CAS (docs/design.md, "Self-tuning"). A demoted
+// object is not promoted again for Options::inhibit_ms.
+// set_distributed(obj, on) is the hint: it *pins* the mode (distributed or
+// central) and self-tuning leaves the object alone; set_mode(obj,
+// Mode::Auto) hands it back, central. Gets fall back to the central count, never
+// failing or blocking, when the caller has no slot (more threads than
+// slots), when the probe window of its table is full, or when `local`
+// would pass Options::local_limit (tune_stats().central_fallbacks).
 //
 // Freeze/query (docs/design.md has the proof): a reader publishes its entry,
 // sets its group bit in the object's mask, runs light_fence(), then checks
@@ -52,11 +69,26 @@ namespace detail {
 
 /// One table entry, 16 bytes, four to a cache line. `obj` and `local` are
 /// written only by the slot's owner; `anchor` by any thread (fetch_sub).
+/// `local` packs two fields: bits 0..19 the count of gets on this slot less
+/// its home puts (never negative), bits 20..31 a use counter that every
+/// distributed get bumps and nothing lowers (it wraps): a sweep that finds
+/// the uses of every entry of an object unchanged knows no distributed get
+/// happened in between, with no shared write on the get path to tell it.
 struct PaygoEntry {
   std::atomic<const void*> obj{nullptr};
-  std::atomic<std::int32_t> local{0};
+  std::atomic<std::uint32_t> local{0};
   std::atomic<std::int32_t> anchor{0};
 };
+inline constexpr unsigned kLocalCountBits = 20;
+inline constexpr std::uint32_t kLocalCountMask = (1U << kLocalCountBits) - 1;
+/// What a distributed get adds to `local`: one reference and one use.
+inline constexpr std::uint32_t kLocalGet = 1U + (1U << kLocalCountBits);
+PAYGO_INLINE constexpr std::int32_t local_count(std::uint32_t local) noexcept {
+  return static_cast<std::int32_t>(local & kLocalCountMask);
+}
+PAYGO_INLINE constexpr std::uint32_t local_uses(std::uint32_t local) noexcept {
+  return local >> kLocalCountBits;
+}
 
 struct PaygoTestAccess;  // tests/unit/paygo_test.cpp looks inside
 
@@ -80,7 +112,19 @@ struct PaygoOptions {
   std::uint32_t table_entries = 256;  ///< entries per table (rounded up to a power of 2)
   std::uint32_t probe = 8;            ///< probe window: entries an object may use
   std::uint32_t group_size = 0;       ///< slots per mask bit; 0: ceil(max_slots / 64)
-  std::int32_t local_limit = std::numeric_limits<std::int32_t>::max();  ///< saturation point
+  /// References one slot may hold on one object before its gets go central
+  /// (at most detail::kLocalCountMask, 2^20 - 1).
+  std::int32_t local_limit = static_cast<std::int32_t>(detail::kLocalCountMask);
+  /// Self-tuning (docs/design.md "Self-tuning" says how the defaults were
+  /// chosen). K: contended central gets one thread must see ...
+  std::uint32_t promote_events = 8;
+  /// ... within this many microseconds (from its first event) to promote.
+  std::uint32_t promote_window_us = 2000;
+  /// E: consecutive quiet sweeps (no distributed get between two sweeps)
+  /// before sweep() demotes an automatic object.
+  std::uint32_t demote_sweeps = 4;
+  /// No promotion of a demoted object for this many milliseconds (< 1000).
+  std::uint32_t inhibit_ms = 50;
 };
 
 class Paygo {
@@ -91,8 +135,8 @@ class Paygo {
 
   using Options = PaygoOptions;
 
-  /// The per-object header: the word (detail/word.hpp), the group mask and
-  /// the hash hint (24 bytes).
+  /// The per-object header: the word (detail/word.hpp), the group mask,
+  /// the hash hint and the self-tuning state (32 bytes).
   class Object {
    public:
     Object() noexcept : hint_(hash(this)) {}
@@ -111,6 +155,16 @@ class Paygo {
     /// hash(this), computed once (objects never move): the object's first
     /// probe position in every table is hint_ & index_mask.
     const std::uint32_t hint_;
+    /// Promotion vote or demotion mark: bits 0..11 the voter (a thread's
+    /// id, or kInhibitVoter after a demotion), bits 12..31 the time in
+    /// units of 2^14 ns. Written only on the contended central path (whose
+    /// CAS just took the word's line, usually this line too) and by
+    /// demotion; relaxed everywhere: a heuristic, never a correctness input.
+    std::atomic<std::uint32_t> vote_{0};
+    /// The sweeper's memory: bits 0..31 the use signature of the last
+    /// sweep, bits 32..39 quiet sweeps in a row. Written only by sweep()
+    /// (callers serialise sweeps of one object) and reset(); relaxed.
+    std::atomic<std::uint64_t> tune_{0};
   };
 
   /// The token: {entry, home slot} for a distributed get, {word,
@@ -180,8 +234,9 @@ class Paygo {
       return get_slow(o, w0);
     auto* table = static_cast<detail::PaygoTable*>(tc.payload);
     detail::PaygoEntry* e = &table->entries()[o.hint_ & index_mask_];
-    const std::int32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
-    if (e->obj.load(std::memory_order_relaxed) != &o || l >= opt_.local_limit) [[unlikely]]
+    const std::uint32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
+    if (e->obj.load(std::memory_order_relaxed) != &o || detail::local_count(l) >= opt_.local_limit)
+        [[unlikely]]
       return get_slow(o, w0);
     return publish(o, w0, *table, *e, l);
   }
@@ -193,12 +248,37 @@ class Paygo {
   void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
   bool try_reclaim(Object& o) noexcept;
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead);
-  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
+  /// Revive a dead object: next generation; an automatic object starts
+  /// central again with its self-tuning state cleared; a pinned one keeps
+  /// its mode.
+  void reset(Object& o) noexcept;
   std::int64_t approx(const Object& o) const noexcept;
+  /// The hint: pin the object distributed (on) or central (off).
   void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
+  /// Pin (Distributed, Central) or hand the object to self-tuning (Auto:
+  /// central until promoted, as a new object).
+  void set_mode(Object& o, Mode m) noexcept;
+  Mode mode(const Object& o) const noexcept {
+    const std::uint64_t w = o.word_.load(std::memory_order_relaxed);
+    if (!(w & detail::kPinned)) return Mode::Auto;
+    return (w & detail::kDistributed) ? Mode::Distributed : Mode::Central;
+  }
   bool distributed(const Object& o) const noexcept {
     return (o.word_.load(std::memory_order_relaxed) & detail::kDistributed) != 0;
   }
+  /// Distributed by self-tuning (automatic and promoted), not by a hint.
+  bool promoted(const Object& o) const noexcept {
+    return (o.word_.load(std::memory_order_relaxed) & (detail::kDistributed | detail::kPinned)) ==
+           detail::kDistributed;
+  }
+  /// Demotion pass over candidates (any objects; only automatic distributed
+  /// ones are looked at): updates each one's quiet count from the use
+  /// counters of its entries and demotes those quiet for demote_sweeps
+  /// sweeps, with one heavy fence for all of them. Returns the demoted
+  /// count. Callers must not sweep one object from two threads at once;
+  /// sweeps may run beside gets, puts and reclaims of the same objects.
+  std::size_t sweep(std::span<Object* const> objs);
+  TuneStats tune_stats() const noexcept;
   bool frozen(const Object& o) const noexcept {
     return (o.word_.load(std::memory_order_relaxed) & detail::kFrozen) != 0;
   }
@@ -220,20 +300,29 @@ class Paygo {
   /// get_slow(): count +1 in entry `e` (local value `l`), announce the slot
   /// in the group mask, fence, and re-check the word.
   PAYGO_INLINE Token publish(Object& o, std::uint64_t w0, detail::PaygoTable& table,
-                             detail::PaygoEntry& e, std::int32_t l) noexcept {
-    // Release (a plain mov on x86): pairs with the acquire load of `local`
-    // in entry_count() (src/paygo.cpp), so a scan that reads this value also
-    // sees the anchor fold claim() may have done before it. Its order
-    // against the word re-check below is the light fence's job.
-    e.local.store(l + 1, std::memory_order_release);
+                             detail::PaygoEntry& e, std::uint32_t l) noexcept {
+    // One reference and one use. Release (a plain mov on x86): pairs with
+    // the acquire load of `local` in entry_count() (src/paygo.cpp), so a
+    // scan that reads this value also sees the anchor fold claim() may have
+    // done before it. Its order against the word re-check below is the
+    // light fence's job.
+    e.local.store(l + detail::kLocalGet, std::memory_order_release);
     if (!(o.mask_.load(std::memory_order_relaxed) & table.group_bit)) [[unlikely]] {
-      o.mask_.fetch_or(table.group_bit, std::memory_order_relaxed);  // ordered by the fence
+      // seq_cst (a lock or on x86, as relaxed would be): pairs with the
+      // seq_cst freeze CAS and mask load of a reclaim that skips the heavy
+      // fence because it read an empty mask (reclaim_batch(), docs/design.md
+      // point 8): either that load sees this bit, or the w1 load below
+      // (seq_cst too) sees the freeze. Against a fenced scan the light
+      // fence orders it, as before.
+      o.mask_.fetch_or(table.group_bit, std::memory_order_seq_cst);
     }
-    light_fence();  // pairs with heavy_fence() in try_freeze()/reclaim_batch()
-    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
+    light_fence();  // pairs with heavy_fence() in try_freeze()/reclaim_batch()/sweep()
+    // seq_cst: a plain mov on x86; the other half of the empty-mask pairing.
+    const std::uint64_t w1 = o.word_.load(std::memory_order_seq_cst);
     // Same generation and still not frozen (w0 had kFrozen clear).
     if (((w1 ^ w0) & (detail::kGenMask | detail::kFrozen)) != 0) [[unlikely]] {
-      // Back off (a scan may have counted the +1: harmless). Release: as above.
+      // Back off (a scan may have counted the +1: harmless; the use goes
+      // too). Release: as above.
       e.local.store(l, std::memory_order_release);
       return {};
     }
@@ -248,6 +337,21 @@ class Paygo {
     if (!detail::central_tryget(o.word_)) return {};
     return Token(&o.word_, &TokenPolicy::kCentralHome);
   }
+  /// A central get of a distributed object that wanted a slot entry.
+  Token get_fallback(Object& o) noexcept;
+  /// The contended central get's slow half: record the event, maybe vote or
+  /// promote.
+  PAYGO_COLD void note_contention(Object& o, bool retried) noexcept;
+  void promote(Object& o, std::int64_t now_ns) noexcept;
+  /// Takes a frozen object out of the distributed mode and unfreezes it;
+  /// quiet: a fenced scan found no distributed reference (mask may go).
+  void demote(Object& o, bool quiet) noexcept;
+  bool clear_distributed(Object& o) noexcept;
+  void mark_demoted(Object& o) noexcept;
+  /// One pass over every table: for each of `objs`, the sum of its entries'
+  /// counts (sums) and its use signature (sigs); either may be null.
+  void scan_tables(std::span<const void* const> objs, std::int64_t* sums,
+                   std::uint32_t* sigs) const;
   PAYGO_COLD detail::PaygoTable* find_table() noexcept;
   PAYGO_COLD detail::PaygoEntry* claim(detail::PaygoTable& t, const Object& o) noexcept;
   detail::PaygoTable* make_table(detail::Slot& slot) noexcept;
@@ -261,6 +365,15 @@ class Paygo {
   /// The ThreadCache::aux value that enables the fast path: unique to this
   /// counter (it contains the domain id) and never 0.
   std::uintptr_t fast_key_;
+  /// Self-tuning statistics: written on slow paths only (promotion,
+  /// demotion, sweep; the fallbacks in striped lines), relaxed.
+  std::atomic<std::uint64_t> promotions_{0}, demotions_{0}, sweeps_{0};
+  std::atomic<std::int64_t> first_promotion_ns_{0};
+  struct alignas(kDestructiveInterference) Stripe {
+    std::atomic<std::uint64_t> n{0};
+  };
+  static constexpr std::size_t kStripes = 16;
+  Stripe fallbacks_[kStripes];
 };
 
 static_assert(RefCounter<Paygo>);

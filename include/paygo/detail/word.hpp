@@ -6,6 +6,9 @@
 //   bit     32   FROZEN       : a reclaimer is deciding; new gets fail
 //   bit     33   DISTRIBUTED  : new gets should use per-slot counts (a hint)
 //   bit     34   DEAD         : reclaimed; only reset() revives it
+//   bit     35   PINNED       : the mode was set by a hint (set_distributed);
+//                               without it a self-tuning counter (Paygo) may
+//                               switch DISTRIBUTED by itself
 //   bits 40..63  generation   : bumped by reset(), so a reader can tell that
 //                               the object was reclaimed and reused under it
 // The central count cannot overflow in practice: 2^32 live tokens would need
@@ -23,6 +26,7 @@ inline constexpr std::uint64_t kCountMask = 0xffff'ffffULL;
 inline constexpr std::uint64_t kFrozen = 1ULL << 32;
 inline constexpr std::uint64_t kDistributed = 1ULL << 33;
 inline constexpr std::uint64_t kDead = 1ULL << 34;
+inline constexpr std::uint64_t kPinned = 1ULL << 35;
 inline constexpr unsigned kGenShift = 40;
 inline constexpr std::uint64_t kGenOne = 1ULL << kGenShift;
 inline constexpr std::uint64_t kGenMask = ~((1ULL << kGenShift) - 1);
@@ -70,20 +74,24 @@ inline void central_kill(std::atomic<std::uint64_t>& word) noexcept {
 }
 
 /// Revive a dead object as a new incarnation: count 0, not frozen, next
-/// generation, mode bits kept. Release: pairs with the acquire word load at
+/// generation, mode bits (DISTRIBUTED, PINNED) kept. Release: pairs with the acquire word load at
 /// the start of every get, so a reader that sees the new generation also sees
 /// everything done before the reset (in Paygo: the group-mask reset).
 inline void central_reset(std::atomic<std::uint64_t>& word) noexcept {
   const std::uint64_t w = word.load(std::memory_order_relaxed);
-  word.store(((w & kGenMask) + kGenOne) | (w & kDistributed), std::memory_order_release);
+  word.store(((w & kGenMask) + kGenOne) | (w & (kDistributed | kPinned)),
+             std::memory_order_release);
 }
 
+/// The hint: pin the mode distributed or central (PINNED set, so a
+/// self-tuning counter leaves it alone).
 inline void set_mode(std::atomic<std::uint64_t>& word, bool distributed) noexcept {
   // Relaxed: the mode is a hint for new gets; every query counts both paths.
   if (distributed) {
-    word.fetch_or(kDistributed, std::memory_order_relaxed);
+    word.fetch_or(kDistributed | kPinned, std::memory_order_relaxed);
   } else {
     word.fetch_and(~kDistributed, std::memory_order_relaxed);
+    word.fetch_or(kPinned, std::memory_order_relaxed);
   }
 }
 
