@@ -183,7 +183,42 @@ nlohmann::json to_json(const Result& r) {
   j["min"] = r.stats.min;
   j["max"] = r.stats.max;
   j["unit"] = r.unit;
+  auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  j["hint"] = opt(r.hint);
+  j["after"] = opt(r.after);
+  j["promotions"] = opt(r.promotions);
+  j["demotions"] = opt(r.demotions);
+  j["distributed_pages"] = opt(r.distributed_pages);
+  j["promoted_pages"] = opt(r.promoted_pages);
+  j["first_promotion_s"] = opt(r.first_promotion_s);
+  j["promoted_read_share"] = opt(r.promoted_read_share);
+  j["phases"] = r.phases;
   return j;
+}
+
+void set_tuning(Result& r, const std::vector<TuneSample>& samples, bool tunes) {
+  if (samples.empty()) return;
+  auto median_of = [&](auto field) {
+    std::vector<double> v;
+    for (const auto& s : samples) v.push_back(field(s));
+    return summarize(v).median;
+  };
+  r.distributed_pages = median_of([](const TuneSample& s) { return s.distributed_pages; });
+  if (!tunes) return;
+  r.promotions = median_of([](const TuneSample& s) { return s.promotions; });
+  r.demotions = median_of([](const TuneSample& s) { return s.demotions; });
+  r.promoted_pages = median_of([](const TuneSample& s) { return s.promoted_pages; });
+  // Medians of the repeats that have a value (a repeat without a promotion
+  // has no first_promotion_s); null if none has.
+  auto median_present = [&](auto field) -> std::optional<double> {
+    std::vector<double> v;
+    for (const auto& s : samples)
+      if (auto x = field(s)) v.push_back(*x);
+    if (v.empty()) return std::nullopt;
+    return summarize(v).median;
+  };
+  r.first_promotion_s = median_present([](const TuneSample& s) { return s.first_promotion_s; });
+  r.promoted_read_share = median_present([](const TuneSample& s) { return s.promoted_read_share; });
 }
 
 namespace {
@@ -199,15 +234,23 @@ std::string csv_field(std::string_view s) {
 }  // namespace
 
 std::string csv_header() {
-  return "experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit";
+  return "experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit,"
+         "hint,after,promotions,demotions,distributed_pages,promoted_pages,"
+         "first_promotion_s,promoted_read_share";
 }
 
 std::string csv_row(const Result& r) {
-  return fmt::format("{},{},{},{},{},{},{:.9g},{:.9g},{:.9g},{}", csv_field(r.experiment),
-                     csv_field(r.workload), csv_field(r.counter),
-                     r.io ? csv_field(*r.io) : std::string(), r.threads,
-                     r.distributed_pct ? fmt::format("{:g}", *r.distributed_pct) : std::string(),
-                     r.stats.median, r.stats.min, r.stats.max, csv_field(r.unit));
+  auto num = [](const std::optional<double>& v) {
+    return v ? fmt::format("{:.9g}", *v) : std::string();
+  };
+  return fmt::format(
+      "{},{},{},{},{},{},{:.9g},{:.9g},{:.9g},{},{},{},{},{},{},{},{},{}", csv_field(r.experiment),
+      csv_field(r.workload), csv_field(r.counter), r.io ? csv_field(*r.io) : std::string(),
+      r.threads, r.distributed_pct ? fmt::format("{:g}", *r.distributed_pct) : std::string(),
+      r.stats.median, r.stats.min, r.stats.max, csv_field(r.unit),
+      r.hint ? csv_field(*r.hint) : std::string(), r.after ? csv_field(*r.after) : std::string(),
+      num(r.promotions), num(r.demotions), num(r.distributed_pages), num(r.promoted_pages),
+      num(r.first_promotion_s), num(r.promoted_read_share));
 }
 
 namespace {
@@ -366,9 +409,11 @@ void print_tables(const std::vector<Result>& results) {
     const bool has_io = std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->io; });
     const bool has_pct =
         std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->distributed_pct; });
+    const bool has_hint = std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->hint; });
     auto extra = [&](const Result* r) {
       std::string s;
       if (has_io) s += fmt::format("{:<12} ", r == nullptr ? "io" : r->io.value_or("-"));
+      if (has_hint) s += fmt::format("{:<8} ", r == nullptr ? "hint" : r->hint.value_or("-"));
       if (has_pct) {
         s += fmt::format("{:>6} ", r == nullptr         ? "dist%"
                                    : r->distributed_pct ? fmt::format("{:g}", *r->distributed_pct)
@@ -376,13 +421,34 @@ void print_tables(const std::vector<Result>& results) {
       }
       return s;
     };
-    fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}\n", extra(nullptr),
-               "threads", "counter", "median", "min", "max", "/noop", "/atomic", "/pread");
+    // Self-tuning columns where some row has a hint: the ratio to the same
+    // counter's hint=hot row, promotions and pages distributed at the end.
+    auto hinted = [&](const Result& r) -> std::string {
+      if (!r.hint || *r.hint == "hot") return "-";
+      for (const Result* b : rows) {
+        if (b->counter == r.counter && b->threads == r.threads && b->io == r.io &&
+            b->distributed_pct == r.distributed_pct && b->hint == "hot" && b->stats.median > 0)
+          return fmt::format("{:.3f}", r.stats.median / b->stats.median);
+      }
+      return "-";
+    };
+    auto tuning = [&](const Result* r) -> std::string {
+      if (!has_hint) return "";
+      if (r == nullptr) return fmt::format(" {:>8} {:>7} {:>7}", "/hot", "promo", "dist");
+      auto n = [](const std::optional<double>& v) {
+        return v ? fmt::format("{:g}", *v) : std::string("-");
+      };
+      return fmt::format(" {:>8} {:>7} {:>7}", hinted(*r), n(r->promotions),
+                         n(r->distributed_pages));
+    };
+    fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}{}\n", extra(nullptr),
+               "threads", "counter", "median", "min", "max", "/noop", "/atomic", "/pread",
+               tuning(nullptr));
     for (const Result* r : rows) {
-      fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}\n", extra(r), r->threads,
+      fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}{}\n", extra(r), r->threads,
                  r->counter, human(r->stats.median, unit), human(r->stats.min, unit),
                  human(r->stats.max, unit), baseline(*r, "noop"), baseline(*r, "atomic"),
-                 baseline(*r, "kernel"));
+                 baseline(*r, "kernel"), tuning(r));
     }
   }
   std::fflush(stdout);

@@ -184,6 +184,31 @@ struct Result {
   std::optional<double> distributed_pct;  // null where not applicable
   Stats stats;
   std::string unit;  // "ops/s" (higher is better) or "s" (lower is better)
+  // Self-tuning (bench/README.md): null where the row has no page cache or
+  // no hint. Counts are medians over the repeats.
+  std::optional<std::string> hint = std::nullopt;   // "auto", "hot", "central"
+  std::optional<std::string> after = std::nullopt;  // query: the workload run before the drop
+  std::optional<double> promotions = std::nullopt, demotions = std::nullopt;
+  std::optional<double> distributed_pages = std::nullopt;    // at the end of the timed part
+  std::optional<double> promoted_pages = std::nullopt;       // ... of which promoted (not hinted)
+  std::optional<double> first_promotion_s = std::nullopt;    // first read (warm-up incl.) to it
+  std::optional<double> promoted_read_share = std::nullopt;  // DRBZ: reads to promoted pages
+  nlohmann::json phases = nullptr;  // PHASE: one object per phase; null elsewhere
+};
+
+/// What the page cache says about self-tuning after one repeat; folded
+/// into a Result (medians over repeats) by set_tuning().
+struct TuneSample {
+  double promotions = 0, demotions = 0, distributed_pages = 0, promoted_pages = 0;
+  std::optional<double> first_promotion_s;
+  std::optional<double> promoted_read_share;
+};
+/// tunes: the counter tunes itself (has tune_stats()); otherwise only
+/// distributed_pages is set (the pages a Hot hint covers), the rest stays null.
+void set_tuning(Result& r, const std::vector<TuneSample>& samples, bool tunes);
+template <class C>
+inline constexpr bool kTunes = requires(const C& c) {
+  c.tune_stats();
 };
 
 nlohmann::json to_json(const Result& r);

@@ -9,6 +9,12 @@
 //   reclaim-per-page  the same, one page per batch (a fence per page), as a
 //                     reclaimer without a batch query would do
 // Result: seconds (lower is better), and the ratio to the 0% run.
+//
+// --after DRBZ: instead of the --distributed sweep, each point caches the
+// file, lets --touch-threads threads run counting's DRBZ (Zipf reads) for
+// --zipf-seconds (untimed), then times the same drop: the query cost of a
+// cache whose pages self-tuning promoted (PAYGO, once per --hint) against
+// the other counters' (advised Hot, as in counting).
 #include <fmt/core.h>
 
 #include <map>
@@ -22,11 +28,14 @@
 #include "common.hpp"
 #include "paygo/cache/page_cache.hpp"
 #include "workfiles.hpp"
+#include "zipf.hpp"
 
 namespace paygo::bench {
 namespace {
 
 const std::vector<std::string> kWorkloads = {"drop", "reclaim-per-page"};
+const std::vector<std::string> kAfter = {"DRBZ"};
+const std::vector<std::string> kHints = {"auto", "hot", "central"};
 
 struct QueryOptions {
   std::string file_size = "64M";
@@ -34,6 +43,9 @@ struct QueryOptions {
   std::string touch_threads = "2";
   std::string counters = "all";
   std::string workloads = "drop,reclaim-per-page";
+  std::string after;
+  std::string hints = "auto,hot";
+  double zipf_seconds = 0.3;
   unsigned repeat = 3;
   std::string dir;
   std::string json, csv;
@@ -112,6 +124,130 @@ double drop_once(const std::string& path, std::uint64_t size, unsigned pct, unsi
   return report.seconds;
 }
 
+struct DropRun {
+  double seconds = 0;
+  TuneSample tune;
+};
+
+/// --after DRBZ: cache the whole file (advice per `hint`), `touchers`
+/// threads read Zipf-drawn blocks for `zipf_seconds`, then drop() is timed.
+template <class C>
+DropRun drop_after_zipf(const std::string& path, std::uint64_t size, unsigned touchers,
+                        const std::string& hint, double zipf_seconds, const Zipf& zipf,
+                        bool per_page) {
+  const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
+  cache::CacheOptions opt;
+  opt.capacity_bytes = static_cast<std::size_t>((pages + pages / 16 + 64) * cache::kPageSize);
+  cache::PageCache<C> pc(opt);
+  auto id = pc.open(path);
+  if (!id) throw PointFailed(fmt::format("open: {}", id.error().message()));
+  const cache::Advice advice = hint == "auto"      ? cache::Advice::Normal
+                               : hint == "central" ? cache::Advice::Central
+                                                   : cache::Advice::Hot;
+  if (advice != cache::Advice::Normal) {
+    if (auto r = pc.advise(*id, 0, 0, advice); !r)
+      throw PointFailed(fmt::format("advise: {}", r.error().message()));
+  }
+  if (auto r = pc.advise(*id, 0, 0, cache::Advice::WillNeed); !r)
+    throw PointFailed(fmt::format("advise(WillNeed): {}", r.error().message()));
+  run_team(
+      touchers, zipf_seconds, [](unsigned) {},
+      [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
+        alignas(64) char buf[cache::kPageSize];
+        const std::uint32_t* draws = zipf.draws[i].data();
+        std::size_t k = 0;
+        std::uint64_t n = 0;
+        while (!stop.load(std::memory_order_relaxed)) {  // relaxed: only "stop soon"
+          auto r = pc.read(*id, buf, sizeof buf, std::uint64_t{draws[k]} * cache::kPageSize);
+          if (!r) throw PointFailed("a Zipf read failed");
+          k = (k + 1) & (kZipfDraws - 1);
+          ++n;
+        }
+        return n;
+      });
+  const cache::CacheStats before = pc.stats();
+  if (before.cached_pages != pages) {
+    throw PointFailed(
+        fmt::format("{} of {} pages cached before the drop", before.cached_pages, pages));
+  }
+  DropRun out;
+  out.tune.promotions = static_cast<double>(before.promotions);
+  out.tune.demotions = static_cast<double>(before.demotions);
+  out.tune.distributed_pages = static_cast<double>(before.distributed_pages);
+  out.tune.promoted_pages = static_cast<double>(before.promoted_pages);
+  const cache::DropReport report = pc.drop(per_page ? 1 : 0);
+  if (report.evicted != pages) {
+    throw PointFailed(
+        fmt::format("drop evicted {} of {} pages ({} busy)", report.evicted, pages, report.busy));
+  }
+  out.seconds = report.seconds;
+  return out;
+}
+
+int run_after(const QueryOptions& opt, std::uint64_t size, const std::string& path,
+              const std::vector<unsigned>& touchers, const std::vector<std::string>& counters,
+              const std::vector<std::string>& workloads, const std::vector<std::string>& hints,
+              Outputs& outputs) {
+  const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
+  if (pages > (std::uint64_t{1} << 32)) throw UsageError("--file-size: at most 2^32 pages");
+  const Zipf zipf(pages, *std::max_element(touchers.begin(), touchers.end()));
+  std::size_t points = 0;
+  for_each_selected(counters, [&]<class C>() {
+    points += std::string_view(C::kName) == "paygo" ? hints.size() : 1;
+  });
+  Progress progress(workloads.size() * touchers.size() * points);
+  std::vector<Result> results;
+  unsigned failures = 0;
+  for (const auto& w : workloads) {
+    for (unsigned t : touchers) {
+      for_each_selected(counters, [&]<class C>() {
+        const bool paygo = std::string_view(C::kName) == "paygo";
+        for (const std::string& h : paygo ? hints : std::vector<std::string>{"hot"}) {
+          const std::string what = fmt::format("query {} after {} {} hint={} touch-threads={}", w,
+                                               opt.after, C::kName, h, t);
+          std::vector<double> samples;
+          std::vector<TuneSample> tune;
+          try {
+            for (unsigned r = 0; r < opt.repeat; ++r) {
+              DropRun run = drop_after_zipf<C>(path, size, t, h, opt.zipf_seconds, zipf,
+                                               w == "reclaim-per-page");
+              samples.push_back(run.seconds);
+              tune.push_back(run.tune);
+            }
+          } catch (const PointFailed& e) {
+            ++failures;
+            progress.report(what, fmt::format("FAILED: {}", e.what()));
+            continue;
+          }
+          Result res{"query",
+                     w,
+                     std::string(C::kName),
+                     std::string("cache"),
+                     t,
+                     std::nullopt,
+                     summarize(samples),
+                     "s"};
+          res.hint = h;
+          res.after = opt.after;
+          set_tuning(res, tune, kTunes<C>);
+          progress.report(what, fmt::format("{} (median of {}), {:g} pages distributed",
+                                            human(res.stats.median, "s"), samples.size(),
+                                            res.distributed_pages.value_or(0)));
+          results.push_back(std::move(res));
+        }
+      });
+    }
+  }
+  nlohmann::json config = {{"command", "query"},        {"file_size_bytes", size},
+                           {"after", opt.after},        {"hints", hints},
+                           {"zipf_theta", kZipfTheta},  {"zipf_seconds", opt.zipf_seconds},
+                           {"touch_threads", touchers}, {"counters", counters},
+                           {"workloads", workloads},    {"repeat", opt.repeat}};
+  outputs.write(config, results);
+  print_tables(results);
+  return outputs.finish(failures);
+}
+
 int run_query(const QueryOptions& opt) {
   const std::uint64_t size = parse_size(opt.file_size, "--file-size");
   const auto distributed = parse_percentages(opt.distributed, "--distributed");
@@ -121,9 +257,14 @@ int run_query(const QueryOptions& opt) {
   if (opt.repeat == 0 || opt.repeat > 1000) {
     throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
   }
+  const bool after = !opt.after.empty();
+  if (after) parse_name_list(opt.after, "--after", kAfter);
+  const auto hints = parse_name_list(opt.hints, "--hint", kHints);
+  check_duration(opt.zipf_seconds, "--zipf-seconds");
   Outputs outputs(opt.json, opt.csv);
   ScratchDir dir(opt.dir);
   const std::string path = dir.make_file("query", size);
+  if (after) return run_after(opt, size, path, touchers, counters, workloads, hints, outputs);
 
   Progress progress(workloads.size() * touchers.size() * distributed.size() * counters.size());
   std::vector<Result> results;
@@ -199,6 +340,10 @@ Subcommand add_query_command(CLI::App& app) {
       "  reclaim-per-page  drop(1): the same page by page, one fence per page\n"
       "Every page must be evicted (else the point fails). Result: seconds, lower is better;\n"
       "a last table gives each median over the same counter's median at 0%.\n"
+      "--after DRBZ: no --distributed sweep; instead the whole file is cached (PAYGO once\n"
+      "per --hint: auto = no advice, hot = advised Hot, central; the others advised Hot),\n"
+      "T threads run counting's DRBZ Zipf reads for --zipf-seconds (untimed), then the drop\n"
+      "is timed; rows carry hint, after and the pages distributed before the drop.\n"
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
   sub->add_option("--file-size", opt->file_size, "Bytes to cache: 4096, 512K, 64M, 1G, ...")
       ->capture_default_str();
@@ -213,6 +358,15 @@ Subcommand add_query_command(CLI::App& app) {
          "Comma-separated counter names, or 'all'. Known: " + join(all_counter_names(), ","))
       ->capture_default_str();
   sub->add_option("--workloads", opt->workloads, "Comma-separated: drop, reclaim-per-page")
+      ->capture_default_str();
+  sub->add_option("--after", opt->after,
+                  "Run this workload before each drop instead of the --distributed sweep: DRBZ");
+  sub->add_option("--hint", opt->hints,
+                  "With --after: comma-separated hints for the paygo rows: auto, hot, central, "
+                  "or 'all'")
+      ->capture_default_str();
+  sub->add_option("--zipf-seconds", opt->zipf_seconds,
+                  "With --after DRBZ: seconds of Zipf reads before each drop (untimed), > 0")
       ->capture_default_str();
   sub->add_option("--repeat", opt->repeat, "Repeats per point, 1..1000")->capture_default_str();
   sub->add_option("--dir", opt->dir,

@@ -115,26 +115,16 @@ PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
   return free_entry;
 }
 
-Paygo::Token Paygo::get_other(Object& o, std::uint64_t w0) noexcept {
-  if (w0 & detail::kFrozen) return {};
-  // The central get (central_tryget()'s loop), watching for contention: a
-  // CAS that failed because the word changed means another thread wrote it
-  // between our load and our CAS; a count above 0 in the word we replaced
-  // means another holder is inside right now (or our own nested hold: see
-  // note_contention()). Acquire on success: pairs with the release in
-  // reset()/unfreeze()/demote(), as in central_tryget().
-  std::uint64_t w = w0;
-  bool retried = false;
-  for (;;) {
-    const std::uint64_t seen = w;
-    if (o.word_.compare_exchange_weak(w, w + 1, std::memory_order_acquire,
-                                      std::memory_order_relaxed))
-      break;
+Paygo::Token Paygo::get_contended(Object& o, std::uint64_t w) noexcept {
+  // central_tryget()'s loop; the CAS that sent us here failed because the
+  // word changed (x86's CAS has no spurious failure; elsewhere a spurious
+  // one is counted too: a promotion then needs promote_events of them).
+  // Acquire on success: as in get_other().
+  do {
     if (w & detail::kFrozen) return {};
-    retried |= w != seen;  // a spurious failure proves nothing
-  }
-  if ((retried || (w & detail::kCountMask) != 0) && !(w & detail::kPinned)) [[unlikely]]
-    note_contention(o, retried);
+  } while (!o.word_.compare_exchange_weak(w, w + 1, std::memory_order_acquire,
+                                          std::memory_order_relaxed));
+  if (!(w & detail::kPinned)) note_contention(o, true);
   return Token(&o.word_, &TokenPolicy::kCentralHome);
 }
 
@@ -298,11 +288,23 @@ namespace {
 /// relies on the freeze and that mask load being in the single total order
 /// with the reader's seq_cst fetch_or of its bit and its seq_cst re-check
 /// of the word (publish() in paygo.hpp; docs/design.md point 8).
-bool freeze_sc(std::atomic<std::uint64_t>& word) noexcept {
+bool freeze_sc(std::atomic<std::uint64_t>& word, std::uint64_t bits = detail::kFrozen) noexcept {
   std::uint64_t w = word.load(std::memory_order_relaxed);
   if ((w & (detail::kFrozen | detail::kCountMask)) != 0) return false;
-  return word.compare_exchange_strong(w, w | detail::kFrozen, std::memory_order_seq_cst,
+  return word.compare_exchange_strong(w, w | bits, std::memory_order_seq_cst,
                                       std::memory_order_relaxed);
+}
+
+/// The reclaims' freeze: FROZEN and DEAD in one CAS, the verdict for the
+/// common case (an empty mask: dead, nothing more to write). A non-empty
+/// mask takes DEAD back (undead()) before the fence and scan decide.
+bool freeze_dead_sc(std::atomic<std::uint64_t>& word) noexcept {
+  return freeze_sc(word, detail::kFrozen | detail::kDead);
+}
+void undead(std::atomic<std::uint64_t>& word) noexcept {
+  // Relaxed: we froze the word; until we unfreeze or kill it nobody acts on
+  // DEAD (a promotion refuses FROZEN; only the owner resets, after a kill).
+  word.fetch_and(~detail::kDead, std::memory_order_relaxed);
 }
 
 /// One entry's contribution to the count of the object its `obj` named when
@@ -436,17 +438,19 @@ void Paygo::kill(Object& o) noexcept {
 }
 
 bool Paygo::try_reclaim(Object& o) noexcept {
-  if (!freeze_sc(o.word_)) return false;
+  if (!freeze_dead_sc(o.word_)) return false;
   // seq_cst: pairs with the reader's seq_cst fetch_or of its group bit and
   // its seq_cst word re-check (publish()). An empty mask after the freeze
   // means no distributed reference, and every reader still on its way to
-  // one sees FROZEN: no heavy fence, no scan (docs/design.md point 8).
-  if (o.mask_.load(std::memory_order_seq_cst) != 0) {
-    heavy_fence();  // pairs with light_fence() in get()
-    if (sum_masked(o) != 0) {
-      unfreeze(o);
-      return false;
-    }
+  // one sees FROZEN: no heavy fence, no scan, and the freeze already wrote
+  // DEAD (docs/design.md point 8). A bit a backing-off reader sets later is
+  // a harmless false positive for the next incarnation's scans.
+  if (o.mask_.load(std::memory_order_seq_cst) == 0) return true;
+  undead(o.word_);
+  heavy_fence();  // pairs with light_fence() in get()
+  if (sum_masked(o) != 0) {
+    unfreeze(o);
+    return false;
   }
   kill(o);
   return true;
@@ -460,14 +464,14 @@ std::size_t Paygo::reclaim_batch(std::span<Object* const> objs, std::span<bool> 
   for (std::size_t i = 0; i < objs.size(); ++i) {
     dead[i] = false;
     Object& o = *objs[i];
-    if (!freeze_sc(o.word_)) continue;
+    if (!freeze_dead_sc(o.word_)) continue;
     // seq_cst: as in try_reclaim(). An empty mask: dead now, no fence.
     if (o.mask_.load(std::memory_order_seq_cst) == 0) {
-      kill(o);
       dead[i] = true;
       ++n;
       continue;
     }
+    undead(o.word_);
     sc.objs.push_back(&o);
     sc.index.push_back(static_cast<std::uint32_t>(i));
   }

@@ -13,7 +13,7 @@
 //   advise(file, off, len, advice) -> Normal | Hot | Central | WillNeed | DontNeed
 //   refresh(file)                  -> re-stat after the file changed underneath
 //   drop()                         -> evict everything unpinned (drop_caches)
-//   stats()
+//   stats(), page_info(file, page) -> counters; one page's mode (a snapshot)
 // Errors are values (Result<T>), never exceptions or crashes: ENOENT,
 // EACCES, EISDIR, EBADF (unknown FileId), EINVAL, ENOBUFS (every frame is
 // pinned or loading: the cache is too small for the pins in flight; the call
@@ -89,8 +89,9 @@ struct CacheOptions {
   std::size_t drop_batch = 1024;    ///< frames per heavy fence in drop()/DontNeed
   std::uint32_t max_files = 1024;   ///< files open at once
   std::uint32_t max_threads = 256;  ///< threads with their own statistics shard
-  /// Hits a thread makes between two sweep steps (rounded up to a power of
-  /// 2; 0: never sweep, so promoted pages stay distributed until evicted).
+  /// Hits a thread makes between two sweep steps, on average (each interval
+  /// drawn from [3/4, 5/4] of it; 0: never sweep, so promoted pages stay
+  /// distributed until evicted).
   std::uint32_t sweep_every = 4096;
   std::uint32_t sweep_frames = 256;  ///< frames one sweep step looks at
   Backend* backend = nullptr;        ///< nullptr: a PosixBackend owned by the cache
@@ -120,6 +121,13 @@ struct CacheStats {
 };
 
 using FileId = std::uint32_t;
+
+/// A racy snapshot of one page, for statistics, benchmarks and tests.
+struct PageInfo {
+  bool cached = false;    ///< loaded and linked in the file's index
+  bool hinted = false;    ///< counted distributed because of a Hot range
+  bool promoted = false;  ///< counted distributed because self-tuning promoted it
+};
 
 template <RefCounter C>
 class PageCache {
@@ -160,6 +168,8 @@ class PageCache {
   /// option's drop_batch; 1 reclaims page by page, for comparison).
   DropReport drop(std::size_t batch = 0);
   CacheStats stats() const;
+  /// What the cache knows of `page` of `id` right now (EBADF: no such file).
+  Result<PageInfo> page_info(FileId id, std::uint64_t page) const;
 
   C& counter() noexcept { return counter_; }
   std::size_t frame_count() const noexcept { return frames_.size(); }
@@ -232,6 +242,10 @@ class PageCache {
   /// the read path. Padded: each shard is written by one thread.
   struct alignas(kDestructiveInterference) Shard {
     std::atomic<std::uint64_t> hits{0}, misses{0};
+    /// The owner's own: the hit count of its next sweep step and its
+    /// jitter generator (plain: nobody else reads them).
+    std::uint64_t next_sweep = 0;
+    std::uint64_t jitter = 0x9E3779B97F4A7C15ULL;
   };
 
   static std::uint64_t pages_for(std::uint64_t bytes) noexcept {
@@ -250,15 +264,18 @@ class PageCache {
     }
   }
 
-  /// A hit: the thread's shard, and every sweep_every hits a sweep step.
+  /// A hit: the thread's shard, and about every sweep_every hits a sweep
+  /// step (jittered: a sweep interval that is a fixed number of one
+  /// object's gets could alias with the wrap of its entries' use counters).
   void count_hit() noexcept {
     if (detail::Slot* s = stats_domain_.current()) [[likely]] {
-      auto& c = shards_[s->index].hits;  // this thread is the only writer
+      Shard& sh = shards_[s->index];
+      auto& c = sh.hits;  // this thread is the only writer
       const std::uint64_t n = c.load(std::memory_order_relaxed) + 1;
       c.store(n, std::memory_order_relaxed);
       if constexpr (kSweeps) {
-        if ((n & sweep_mask_) == 0) [[unlikely]]
-          sweep_step();
+        if (n >= sh.next_sweep) [[unlikely]]
+          sweep_step(sh, n);
       }
     } else {
       overflow_.hits.fetch_add(1, std::memory_order_relaxed);  // statistic only
@@ -272,7 +289,7 @@ class PageCache {
   };
   /// The counting mode of advice Normal / Hot / Central on frame `fr`.
   void apply_advice(Frame& fr, Advice a) noexcept;
-  [[gnu::noinline]] void sweep_step() noexcept;
+  [[gnu::noinline]] void sweep_step(Shard& sh, std::uint64_t hits) noexcept;
   PAYGO_INLINE Token try_hit(File& f, std::uint64_t page, Frame*& out) noexcept;
   /// read()'s loop from byte `done`: kHitPath serves hits inline and hands
   /// the rest of the read to read_pages_slow() at the first page it cannot.
@@ -312,10 +329,9 @@ class PageCache {
   std::unique_ptr<Shard[]> shards_;
   Shard overflow_;
 
-  std::uint64_t sweep_mask_ = ~std::uint64_t{0};  // hits & mask == 0: sweep
-  std::mutex sweep_mu_;                           // one sweeper at a time (Paygo::sweep's rule)
-  std::size_t sweep_hand_ = 0;                    // next frame to sweep; guarded by sweep_mu_
-  std::atomic<std::uint64_t> sweep_steps_{0};     // statistic, relaxed
+  std::mutex sweep_mu_;                        // one sweeper at a time (Paygo::sweep's rule)
+  std::size_t sweep_hand_ = 0;                 // next frame to sweep; guarded by sweep_mu_
+  std::atomic<std::uint64_t> sweep_steps_{0};  // statistic, relaxed
 };
 
 }  // namespace paygo::cache

@@ -18,7 +18,15 @@ PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
   } else {
     backend_ = opt_.backend;
   }
-  if (opt_.sweep_every != 0) sweep_mask_ = std::bit_ceil(std::uint64_t{opt_.sweep_every}) - 1;
+  if (opt_.sweep_every == 0) {
+    for (std::uint32_t i = 0; i < stats_domain_.max_slots(); ++i)
+      shards_[i].next_sweep = ~std::uint64_t{0};
+  } else {
+    for (std::uint32_t i = 0; i < stats_domain_.max_slots(); ++i) {
+      shards_[i].next_sweep = opt_.sweep_every;
+      shards_[i].jitter ^= (i + 1) * 0xD1B54A32D192ED03ULL;  // a sequence per shard
+    }
+  }
   opt_.sweep_frames = std::max<std::uint32_t>(opt_.sweep_frames, 1);
   opt_.evict_batch = std::max<std::size_t>(opt_.evict_batch, 1);
   opt_.drop_batch = std::max<std::size_t>(opt_.drop_batch, 1);
@@ -497,8 +505,15 @@ void PageCache<C>::apply_advice(Frame& fr, Advice a) noexcept {
 // another sweeping goes back to reading. Frames are type-stable, so looking
 // at one being recycled is harmless: sweep() re-checks under its freeze.
 template <RefCounter C>
-void PageCache<C>::sweep_step() noexcept {
+void PageCache<C>::sweep_step(Shard& sh, std::uint64_t hits) noexcept {
   if constexpr (kSweeps) {
+    // The next interval: sweep_every * [3/4, 5/4), from the shard's own
+    // xorshift (no shared state).
+    sh.jitter ^= sh.jitter << 13;
+    sh.jitter ^= sh.jitter >> 7;
+    sh.jitter ^= sh.jitter << 17;
+    const std::uint64_t every = opt_.sweep_every;
+    sh.next_sweep = hits + every - every / 4 + sh.jitter % (every / 2 + 1);
     std::unique_lock lock(sweep_mu_, std::try_to_lock);
     if (!lock.owns_lock()) return;
     sweep_steps_.fetch_add(1, std::memory_order_relaxed);  // statistic
@@ -637,6 +652,26 @@ DropReport PageCache<C>::drop(std::size_t batch) {
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
+}
+
+template <RefCounter C>
+Result<PageInfo> PageCache<C>::page_info(FileId id, std::uint64_t page) const {
+  File* f = file(id);
+  if (f == nullptr) return std::errc::bad_file_descriptor;
+  PageInfo info;
+  // Acquire: pairs with the release store in grow_index(); the slot load
+  // with the release CAS that published the frame (load_page()).
+  const Index* idx = f->index.load(std::memory_order_acquire);
+  if (page >= idx->npages) return info;
+  const Frame* fr = idx->slots[page].load(std::memory_order_acquire);
+  // Relaxed: a snapshot; the frame may be recycled as we look (type-stable).
+  if (fr == nullptr || fr->key.load(std::memory_order_relaxed) != make_key(id, page) ||
+      fr->state.load(std::memory_order_relaxed) != kReady)
+    return info;
+  info.cached = true;
+  info.hinted = fr->hot.load(std::memory_order_relaxed);
+  if constexpr (kSweeps) info.promoted = !info.hinted && counter_.promoted(fr->ref);
+  return info;
 }
 
 template <RefCounter C>

@@ -69,8 +69,8 @@ namespace detail {
 
 /// One table entry, 16 bytes, four to a cache line. `obj` and `local` are
 /// written only by the slot's owner; `anchor` by any thread (fetch_sub).
-/// `local` packs two fields: bits 0..19 the count of gets on this slot less
-/// its home puts (never negative), bits 20..31 a use counter that every
+/// `local` packs two fields: bits 0..17 the count of gets on this slot less
+/// its home puts (never negative), bits 18..31 a use counter that every
 /// distributed get bumps and nothing lowers (it wraps): a sweep that finds
 /// the uses of every entry of an object unchanged knows no distributed get
 /// happened in between, with no shared write on the get path to tell it.
@@ -79,7 +79,7 @@ struct PaygoEntry {
   std::atomic<std::uint32_t> local{0};
   std::atomic<std::int32_t> anchor{0};
 };
-inline constexpr unsigned kLocalCountBits = 20;
+inline constexpr unsigned kLocalCountBits = 18;
 inline constexpr std::uint32_t kLocalCountMask = (1U << kLocalCountBits) - 1;
 /// What a distributed get adds to `local`: one reference and one use.
 inline constexpr std::uint32_t kLocalGet = 1U + (1U << kLocalCountBits);
@@ -113,7 +113,7 @@ struct PaygoOptions {
   std::uint32_t probe = 8;            ///< probe window: entries an object may use
   std::uint32_t group_size = 0;       ///< slots per mask bit; 0: ceil(max_slots / 64)
   /// References one slot may hold on one object before its gets go central
-  /// (at most detail::kLocalCountMask, 2^20 - 1).
+  /// (at most detail::kLocalCountMask, 2^18 - 1).
   std::int32_t local_limit = static_cast<std::int32_t>(detail::kLocalCountMask);
   /// Self-tuning (docs/design.md "Self-tuning" says how the defaults were
   /// chosen). K: contended central gets one thread must see ...
@@ -328,8 +328,24 @@ class Paygo {
     }
     return Token(&e, table.slot);
   }
-  /// Frozen (fail) or central mode (the shared atomic).
-  Token get_other(Object& o, std::uint64_t w0) noexcept;
+  /// Frozen (fail) or central mode (the shared atomic): one CAS, inline,
+  /// as Atomic's get. The CAS replaced `w`; a count above 0 in it means
+  /// another holder is inside right now (or our own nested hold: see
+  /// note_contention()). Acquire: pairs with the release in reset()/
+  /// unfreeze()/demote(), as in central_tryget().
+  PAYGO_INLINE Token get_other(Object& o, std::uint64_t w) noexcept {
+    if (w & detail::kFrozen) [[unlikely]]
+      return {};
+    if (!o.word_.compare_exchange_strong(w, w + 1, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) [[unlikely]]
+      return get_contended(o, w);
+    if ((w & detail::kCountMask) != 0 && !(w & detail::kPinned)) [[unlikely]]
+      note_contention(o, false);
+    return Token(&o.word_, &TokenPolicy::kCentralHome);
+  }
+  /// The central CAS failed: the word changed under us (another writer, a
+  /// freeze). Loops like central_tryget() and reports the retry.
+  PAYGO_COLD Token get_contended(Object& o, std::uint64_t w) noexcept;
   /// Distributed, but the entry is not at the object's first probe position
   /// (or the thread has no table yet, or `local` is saturated).
   Token get_slow(Object& o, std::uint64_t w0) noexcept;
