@@ -363,5 +363,119 @@ TEST(CacheStats, PaygoTablesCostMemoryOnlyForHotPages) {
   EXPECT_GT(cache.stats().counter_table_bytes, 0u);
 }
 
+// ---- self-tuning in the cache (Paygo): Normal is automatic, Central pins ----
+
+/// A cache over a Paygo that promotes after a few events and sweeps often.
+PageCache<Paygo> tuned_cache(std::size_t frames, std::uint32_t sweep_every) {
+  CacheOptions opt;
+  opt.capacity_bytes = frames * kPageSize;
+  opt.sweep_every = sweep_every;
+  opt.sweep_frames = 1024;
+  Paygo::Options c;
+  c.promote_events = 4;
+  c.promote_window_us = 60'000'000;  // no test here races the window
+  c.demote_sweeps = 2;
+  c.inhibit_ms = 0;
+  return PageCache<Paygo>(opt, c);
+}
+
+/// Page 0 of `id` seen contended by two threads: a pin held while another
+/// thread reads it, then this thread reads it too.
+void contend(PageCache<Paygo>& cache, cache::FileId id) {
+  auto pin = cache.pin(id, 0);
+  ASSERT_TRUE(pin);
+  std::thread([&] {
+    char b[64];
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(cache.read(id, b, sizeof b, 0));
+  }).join();
+  char b[64];
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(cache.read(id, b, sizeof b, 0));
+}
+
+TEST(CacheTune, NormalPagesPromoteUnderContentionAndCoolDown) {
+  TempDir dir;
+  const auto p = dir.make("f", 12, 4 * kPageSize);
+  auto cache = tuned_cache(8, 16);
+  auto id = cache.open(p);
+  ASSERT_TRUE(id);
+  std::vector<char> buf(4 * kPageSize);
+  ASSERT_TRUE(cache.read(*id, buf.data(), buf.size(), 0));
+  EXPECT_EQ(cache.stats().distributed_pages, 0u) << "no hint: pages start central";
+  contend(cache, *id);
+  auto info = cache.page_info(*id, 0);
+  ASSERT_TRUE(info);
+  EXPECT_TRUE(info->cached);
+  EXPECT_TRUE(info->promoted);
+  EXPECT_FALSE(info->hinted);
+  auto st = cache.stats();
+  EXPECT_EQ(st.promotions, 1u);
+  EXPECT_EQ(st.promoted_pages, 1u);
+  EXPECT_EQ(st.hinted_pages, 0u);
+  EXPECT_EQ(st.distributed_pages, 1u);
+  EXPECT_NE(st.first_promotion_ns, 0);
+  EXPECT_FALSE(cache.page_info(*id, 1)->promoted) << "an uncontended page was promoted";
+  // Page 0 goes quiet while page 1 is read: the read path's sweep steps
+  // (every ~16 hits) demote it.
+  char b[64];
+  for (int i = 0; i < 2000 && cache.page_info(*id, 0)->promoted; ++i)
+    ASSERT_TRUE(cache.read(*id, b, sizeof b, kPageSize));
+  EXPECT_FALSE(cache.page_info(*id, 0)->promoted) << "a quiet promoted page was not demoted";
+  st = cache.stats();
+  EXPECT_EQ(st.demotions, 1u);
+  EXPECT_GT(st.sweeps, 0u);
+  EXPECT_EQ(st.distributed_pages, 0u);
+  // Its bytes are still right and it still evicts.
+  ASSERT_TRUE(cache.read(*id, buf.data(), kPageSize, 0));
+  EXPECT_EQ(static_cast<std::uint8_t>(buf[100]), pattern(12, 100));
+  EXPECT_EQ(cache.drop().evicted, 4u);
+}
+
+TEST(CacheTune, CentralAndHotPinAndNormalUnpins) {
+  TempDir dir;
+  const auto p = dir.make("f", 13, 4 * kPageSize);
+  auto cache = tuned_cache(8, 16);
+  auto id = cache.open(p);
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(cache.advise(*id, 0, kPageSize, Advice::Central));
+  ASSERT_TRUE(cache.advise(*id, kPageSize, kPageSize, Advice::Hot));
+  std::vector<char> buf(4 * kPageSize);
+  ASSERT_TRUE(cache.read(*id, buf.data(), buf.size(), 0));
+  contend(cache, *id);
+  EXPECT_FALSE(cache.page_info(*id, 0)->promoted) << "a page advised Central was promoted";
+  EXPECT_EQ(cache.stats().promotions, 0u);
+  EXPECT_TRUE(cache.page_info(*id, 1)->hinted);
+  char b[64];
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(cache.read(*id, b, sizeof b, 2 * kPageSize));
+  EXPECT_TRUE(cache.page_info(*id, 1)->hinted) << "sweeps demoted a Hot page";
+  EXPECT_EQ(cache.stats().hinted_pages, 1u);
+  // Normal hands both back to self-tuning: page 0 now promotes.
+  ASSERT_TRUE(cache.advise(*id, 0, 2 * kPageSize, Advice::Normal));
+  EXPECT_FALSE(cache.page_info(*id, 1)->hinted);
+  EXPECT_EQ(cache.stats().distributed_pages, 0u);
+  contend(cache, *id);
+  EXPECT_TRUE(cache.page_info(*id, 0)->promoted);
+  // Central also applies to pages loaded into the range later.
+  ASSERT_TRUE(cache.advise(*id, 0, 0, Advice::DontNeed));
+  ASSERT_TRUE(cache.advise(*id, 0, 0, Advice::Central));
+  ASSERT_TRUE(cache.read(*id, buf.data(), buf.size(), 0));
+  contend(cache, *id);
+  EXPECT_FALSE(cache.page_info(*id, 0)->promoted);
+  EXPECT_EQ(cache.page_info(*id + 7, 0).error(), std::errc::bad_file_descriptor);
+}
+
+TEST(CacheTune, SweepsCanBeTurnedOff) {
+  TempDir dir;
+  const auto p = dir.make("f", 14, 2 * kPageSize);
+  auto cache = tuned_cache(8, 0);
+  auto id = cache.open(p);
+  ASSERT_TRUE(id);
+  contend(cache, *id);
+  ASSERT_TRUE(cache.page_info(*id, 0)->promoted);
+  char b[64];
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(cache.read(*id, b, sizeof b, kPageSize));
+  EXPECT_TRUE(cache.page_info(*id, 0)->promoted) << "sweep_every 0 swept";
+  EXPECT_EQ(cache.stats().sweeps, 0u);
+}
+
 }  // namespace
 }  // namespace paygo::test
