@@ -57,13 +57,23 @@ FUZZ_DIR := $(BUILD_DIR)/fuzz
 RESULTS_DIR := results/$(shell date +%Y%m%d-%H%M%S)
 BENCH := $(BUILD_DIR)/release/bench/paygo-bench
 # The sweep of `make eval`: under 5 minutes on a 2-core machine with the
-# build done (micro ~1 min, counting ~2 min, query ~1.5 min); threads go to
-# the usable CPUs (nproc).
+# build done (BENCHMARKS.md has the measured times); threads go to the
+# usable CPUs (nproc).
 EVAL_ARGS := --duration 0.2 --repeat 3 --max-slots 64
 EVAL_COUNTING_ARGS := --counters all --workloads DRBL,DRBM,DRBH \
-                      --io cache,pread,rocksdb-lru,rocksdb-hcc --duration 0.2 --repeat 5
+                      --io cache,pread,rocksdb-lru,rocksdb-hcc --hint auto,hot \
+                      --duration 0.2 --repeat 5
+# Self-tuning: the Zipf workload (every counter, PAYGO auto and hinted),
+# the phases (2 threads: the hot block's promotion and demotion per phase)
+# and the drop after the Zipf workload.
+EVAL_ZIPF_ARGS := --counters all --workloads DRBZ --io cache,pread --hint auto,hot \
+                  --file-size 64M --duration 0.2 --repeat 3
+EVAL_PHASE_ARGS := --counters atomic,paygo --workloads PHASE --io cache --hint auto,hot \
+                   --phases 4 --phase-seconds 0.25 --repeat 3 --threads 2
 EVAL_QUERY_ARGS := --counters all --workloads drop,reclaim-per-page \
                    --distributed 0,1,10,25,50,100 --file-size 128M --repeat 3
+EVAL_QUERY_ZIPF_ARGS := --counters all --workloads drop --after DRBZ --hint auto,hot \
+                        --file-size 64M --zipf-seconds 0.2 --repeat 3
 BENCH_ARGS ?=
 COUNTING_ARGS ?=
 QUERY_ARGS ?=
@@ -229,14 +239,18 @@ kernel-test:
 # its stdout tables are appended to summary.txt. Exit code 1 (some points
 # failed, the rest measured) is noted there and the sweep goes on.
 define experiment
+$(call experiment_as,$(1),$(1),$(2))
+endef
+# $(call experiment_as,file,subcommand,args): the same, into <file>.json/.csv/.log.
+define experiment_as
 @$(call banner,$(1))
 @n=$$(nproc); rm -f $(RESULTS_DIR)/.rc; \
-{ echo "== $$ paygo-bench $(1) $(2)"; \
-  { $(BENCH) $(1) $(2) --json $(RESULTS_DIR)/$(1).json --csv $(RESULTS_DIR)/$(1).csv \
+{ echo "== $$ paygo-bench $(2) $(3)"; \
+  { $(BENCH) $(2) $(3) --json $(RESULTS_DIR)/$(1).json --csv $(RESULTS_DIR)/$(1).csv \
       2>&1 1>&3 || echo $$? > $(RESULTS_DIR)/.rc; } | tee $(RESULTS_DIR)/$(1).log >&2; \
   rc=$$(cat $(RESULTS_DIR)/.rc 2>/dev/null || echo 0); rm -f $(RESULTS_DIR)/.rc; \
   if [ "$$rc" -eq 1 ]; then \
-    echo "WARNING: paygo-bench $(1): these points failed (the others are above):"; \
+    echo "WARNING: paygo-bench $(2) ($(1)): these points failed (the others are above):"; \
     grep FAILED $(RESULTS_DIR)/$(1).log || true; \
   fi; \
   echo; [ "$$rc" -le 1 ]; } 3>&1 | tee -a $(RESULTS_DIR)/summary.txt
@@ -256,10 +270,14 @@ eval: bench-build
 	@start=$$(date +%s); echo $$start > $(RESULTS_DIR)/.start
 	$(call experiment,micro,$(EVAL_ARGS) $(BENCH_ARGS))
 	$(call experiment,counting,$(EVAL_COUNTING_ARGS) --threads 1-$$n $(COUNTING_ARGS))
+	$(call experiment_as,counting-zipf,counting,$(EVAL_ZIPF_ARGS) --threads 1-$$n $(COUNTING_ARGS))
+	$(call experiment_as,counting-phase,counting,$(EVAL_PHASE_ARGS) $(COUNTING_ARGS))
 	$(call experiment,query,$(EVAL_QUERY_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
+	$(call experiment_as,query-zipf,query,$(EVAL_QUERY_ZIPF_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
 	@$(call banner,plots)
 	tools/plot -o $(RESULTS_DIR) $(RESULTS_DIR)/micro.json $(RESULTS_DIR)/counting.json \
-	  $(RESULTS_DIR)/query.json
+	  $(RESULTS_DIR)/counting-zipf.json $(RESULTS_DIR)/counting-phase.json \
+	  $(RESULTS_DIR)/query.json $(RESULTS_DIR)/query-zipf.json
 	@secs=$$(( $$(date +%s) - $$(cat $(RESULTS_DIR)/.start) )); rm -f $(RESULTS_DIR)/.start; \
 	  echo "benchmarks took $$secs s (build not included)" | tee -a $(RESULTS_DIR)/summary.txt; \
 	  if grep -q '^WARNING' $(RESULTS_DIR)/summary.txt; then \

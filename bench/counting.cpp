@@ -39,12 +39,14 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "commands.hpp"
 #include "common.hpp"
 #include "paygo/cache/page_cache.hpp"
+#include "paygo/counters/paygo.hpp"
 #include "workfiles.hpp"
 #include "zipf.hpp"
 
@@ -73,6 +75,12 @@ struct CountingOptions {
   std::string file_size = "64M";
   double phase_seconds = 0.25;
   unsigned phases = 4;
+  // PAYGO's self-tuning options (Paygo::Options defaults unless given).
+  std::uint32_t promote_events = PaygoOptions{}.promote_events;
+  std::uint32_t promote_window_us = PaygoOptions{}.promote_window_us;
+  std::uint32_t demote_sweeps = PaygoOptions{}.demote_sweeps;
+  std::uint32_t inhibit_ms = PaygoOptions{}.inhibit_ms;
+  std::uint32_t sweep_every = cache::CacheOptions{}.sweep_every;
   std::string counters = "all";
   std::string io = "cache,pread,rocksdb-lru,rocksdb-hcc";
   std::string threads;
@@ -149,7 +157,21 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
   opt.capacity_bytes =
       drbz ? static_cast<std::size_t>((files.zipf_blocks + files.zipf_blocks / 16 + 64) * kBlock)
            : std::size_t{kBlock} * (threads + 16);
-  cache::PageCache<C> pc(opt);
+  opt.sweep_every = copt.sweep_every;
+  auto make_cache = [&] {
+    if constexpr (std::is_same_v<C, Paygo>) {
+      PaygoOptions po;
+      po.promote_events = copt.promote_events;
+      po.promote_window_us = copt.promote_window_us;
+      po.demote_sweeps = copt.demote_sweeps;
+      po.inhibit_ms = copt.inhibit_ms;
+      return std::make_unique<cache::PageCache<C>>(opt, po);
+    } else {
+      return std::make_unique<cache::PageCache<C>>(opt);
+    }
+  };
+  const auto pc_owner = make_cache();
+  cache::PageCache<C>& pc = *pc_owner;
   std::vector<cache::FileId> ids(threads);
   std::vector<std::uint64_t> blocks(threads);
   const cache::Advice advice = advice_for(hint);
@@ -614,7 +636,12 @@ int run_counting(const CountingOptions& opt) {
       {"file_size_bytes", with_drbz ? nlohmann::json(zipf_bytes) : nlohmann::json(nullptr)},
       {"zipf_theta", kZipfTheta},
       {"phase_seconds", opt.phase_seconds},
-      {"phases", opt.phases}};
+      {"phases", opt.phases},
+      {"promote_events", opt.promote_events},
+      {"promote_window_us", opt.promote_window_us},
+      {"demote_sweeps", opt.demote_sweeps},
+      {"inhibit_ms", opt.inhibit_ms},
+      {"sweep_every", opt.sweep_every}};
   outputs.write(config, results);
   print_tables(results);
   print_phases(results);
@@ -666,6 +693,24 @@ Subcommand add_counting_command(CLI::App& app) {
   sub->add_option("--phase-seconds", opt->phase_seconds, "PHASE: seconds per phase, > 0")
       ->capture_default_str();
   sub->add_option("--phases", opt->phases, "PHASE: phases per repeat (DRBH first), 1..1000")
+      ->capture_default_str();
+  sub->add_option("--promote-events", opt->promote_events,
+                  "paygo rows: contended central gets one thread must see to promote (K)")
+      ->check(CLI::Range(1U, 1000000U))
+      ->capture_default_str();
+  sub->add_option("--promote-window-us", opt->promote_window_us,
+                  "paygo rows: ... within this many microseconds")
+      ->capture_default_str();
+  sub->add_option("--demote-sweeps", opt->demote_sweeps,
+                  "paygo rows: quiet sweeps before a demotion (E), 1..255")
+      ->check(CLI::Range(1U, 255U))
+      ->capture_default_str();
+  sub->add_option("--inhibit-ms", opt->inhibit_ms,
+                  "paygo rows: no re-promotion this long after a demotion, 0..999")
+      ->check(CLI::Range(0U, 999U))
+      ->capture_default_str();
+  sub->add_option("--sweep-every", opt->sweep_every,
+                  "cache: hits per thread between sweep steps (0: no sweeps)")
       ->capture_default_str();
   sub->add_option("--counters", opt->counters,
                   "Comma-separated counter names for --io cache, or 'all'. Known: " +

@@ -37,7 +37,10 @@
 //   c.approx(obj)       a racy estimate, safe any time (statistics).
 //   c.set_distributed(obj, on)  mode hint: distributed counts for new gets
 //                       (a hot object) or the central count (a cold one);
-//                       counters without modes ignore it.
+//                       counters without modes ignore it. A self-tuning
+//                       counter (Paygo) takes it as a pin: it stops
+//                       choosing the mode by itself until set_mode(obj,
+//                       Mode::Auto).
 //
 // Memory ordering: everything a holder did with the object before its put
 // happens before a try_reclaim() that returns true for it; everything an
