@@ -12,33 +12,12 @@
 #include <vector>
 
 #include "paygo/counters/paygo.hpp"
-
-namespace paygo::detail {
-// Test-only window into the counter (declared a friend in paygo.hpp).
-struct PaygoTestAccess {
-  static const PaygoEntry& entry(const Paygo::Token& t) {
-    return *static_cast<const PaygoEntry*>(t.p_);
-  }
-  static std::uint32_t home_index(const Paygo::Token& t) { return t.x_->index; }
-  static std::uint64_t mask(const Paygo::Object& o) {
-    return o.mask_.load(std::memory_order_relaxed);
-  }
-};
-}  // namespace paygo::detail
+#include "paygo_access.hpp"
 
 namespace paygo::test {
 namespace {
 
 using Access = detail::PaygoTestAccess;
-
-Paygo::Options small_options() {
-  Paygo::Options o;
-  o.max_slots = 8;
-  o.table_entries = 16;
-  o.probe = 4;
-  o.group_size = 1;  // one mask bit per slot: queries visit exactly the touched slots
-  return o;
-}
 
 TEST(Paygo, HomePutIsLocalAndRemotePutPaysTheAnchor) {
   Paygo c(small_options());

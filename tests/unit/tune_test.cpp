@@ -11,17 +11,7 @@
 #include <vector>
 
 #include "paygo/counters/paygo.hpp"
-
-namespace paygo::detail {
-struct PaygoTestAccess {
-  static std::uint64_t mask(const Paygo::Object& o) {
-    return o.mask_.load(std::memory_order_relaxed);
-  }
-  static std::uint64_t generation(const Paygo::Object& o) {
-    return o.word_.load(std::memory_order_relaxed) & kGenMask;
-  }
-};
-}  // namespace paygo::detail
+#include "paygo_access.hpp"
 
 namespace paygo::test {
 namespace {
@@ -29,11 +19,7 @@ namespace {
 using Access = detail::PaygoTestAccess;
 
 Paygo::Options tune_options() {
-  Paygo::Options o;
-  o.max_slots = 8;
-  o.table_entries = 16;
-  o.probe = 4;
-  o.group_size = 1;
+  Paygo::Options o = small_options();
   o.promote_events = 4;
   o.promote_window_us = 60'000'000;  // a minute: no test here races the window
   o.demote_sweeps = 3;
