@@ -19,9 +19,30 @@
  *              possibly while a scan for O is between its loads of that
  *              entry's local and anchor (the entry was O's when read).
  *   Reclaimer  the cache: up to ATTEMPTS try_reclaim (or reclaim_batch)
- *              calls on O, and RESETS recycles (reset) of a dead O.
+ *              calls on O, and RESETS recycles (reset) of a dead O. The
+ *              freeze CAS sets FROZEN and DEAD; a reclaim that then reads
+ *              an empty mask is done (dead): no heavy fence, no scan, no
+ *              mask store (always on, as in the code); otherwise it takes
+ *              DEAD back and fences and scans as before.
+ *   Promoter   (TUNE) self-tuning promotion: up to PROMOTES relaxed CASes
+ *              that set DISTRIBUTED unless FROZEN, DEAD or set already,
+ *              at any time (the code does it in whichever thread saw
+ *              contention; a separate process allows more).
+ *   Demoter    (TUNE) sweep() -> demote(): up to DEMOTES times, select O
+ *              if DISTRIBUTED and not FROZEN, freeze (the reclaim's CAS),
+ *              heavy fence, scan every table; quiet (sum 0): mask := 0, then
+ *              one CAS clears FROZEN and DISTRIBUTED and bumps the
+ *              generation; busy: the CAS clears FROZEN and DISTRIBUTED
+ *              only. Freeze failed: clear_distributed() (DISTRIBUTED only).
  *   Flusher    x86-TSO: drains the oldest entry of any reader's store
  *              buffer, at any time.
+ *
+ * Modes: without TUNE, O is distributed for ever (DISTRIBUTED always set,
+ * as set_distributed(o, true) pins it). With TUNE, O starts central, as an
+ * automatic object does (PROMOTED: already promoted; reset() makes it
+ * central again): a get whose
+ * w0 has DISTRIBUTED clear takes the central CAS (get_other), one that has
+ * it set goes distributed; tokens of both kinds may be live at once.
  *
  * Probe window: 1 entry per slot table (every object hashes to it), so an
  * entry held by X forces O's gets to the central word (window full).
@@ -32,7 +53,10 @@
  * and the registry mutex drain the buffer and act atomically on memory.
  * The reclaimer's plain stores (mask reset in kill, word store in reset)
  * are each followed by a locked RMW or by nothing that reads back, so they
- * are modelled as sequentially consistent (docs/verification.md).
+ * are modelled as sequentially consistent (docs/verification.md). The
+ * demoter's mask := 0 is followed by its locked CAS on the word, so it is
+ * one step that is visible at once (its drain may come at any later
+ * point before the CAS: the steps in between are other processes').
  *
  * Variants (-D):
  *   MEMBARRIER          light_fence = compiler barrier (no drain),
@@ -40,8 +64,9 @@
  *                       Default: seq_cst fences: light_fence = drain own
  *                       buffer (mfence), heavy_fence = no-op (the freeze
  *                       CAS already was a locked instruction).
- *   BATCH               reclaim_batch: freeze, one heavy fence, scan every
- *                       entry of every table (mask ignored).
+ *   BATCH               reclaim_batch: freeze, the empty-mask test, one
+ *                       heavy fence, scan every entry of every table
+ *                       (mask ignored).
  *   SHARED_GROUP        both slots in one mask group (group_size 2).
  *   BROKEN_GROUP_RULE   the seed's rule: a query clears a group's bit when
  *                       that group's sum reads 0, even if the reclaim fails.
@@ -50,8 +75,18 @@
  *   NO_HEAVY_FENCE      try_freeze() without heavy_fence (with MEMBARRIER).
  *   NO_CLAMP            a scan adds an entry's local + anchor even when it
  *                       is negative (entry_count() without its clamp).
+ *   TUNE                self-tuning: O starts central; Promoter, Demoter.
+ *   PROMOTED            (TUNE) O starts promoted (DISTRIBUTED, automatic),
+ *                       so one promotion can follow a demotion.
+ *   DEMOTE_NO_GEN       (TUNE) broken: a quiet demotion does not bump the
+ *                       generation.
+ *   DEMOTE_NO_SCAN      (TUNE) broken: a demotion clears the mask and bumps
+ *                       the generation without the scan (always "quiet").
+ *   SKIP_MASK_FIRST     broken: the reclaim reads the mask before its
+ *                       freeze CAS, and kills without fence or scan when
+ *                       that read 0.
  * Bounds: BUF (store buffer entries), GETS0, GETS1, GETSX, ATTEMPTS,
- * RESETS, LIMIT (Options::local_limit).
+ * RESETS, LIMIT (Options::local_limit), PROMOTES, DEMOTES.
  */
 
 #ifndef BUF
@@ -75,6 +110,12 @@
 #ifndef LIMIT
 #define LIMIT 1
 #endif
+#ifndef PROMOTES
+#define PROMOTES 1
+#endif
+#ifndef DEMOTES
+#define DEMOTES 1
+#endif
 
 #define NT 2        /* reader threads T0, T1 */
 #define NS 2        /* slots (max_slots) */
@@ -93,11 +134,12 @@
 #endif
 
 /* ---- shared memory ------------------------------------------------------ */
-/* Object::word_ of O: central count, FROZEN, DEAD, generation.
- * (DISTRIBUTED is always set: every get takes the distributed path unless
- * it falls back.) */
+/* Object::word_ of O: central count, FROZEN, DISTRIBUTED, DEAD, generation.
+ * (Without TUNE, DISTRIBUTED is always set: every get takes the
+ * distributed path unless it falls back.) */
 short ccount;
 bit frozen;
+bit dist;
 bit dead;
 byte gen;
 /* Object::mask_ of O */
@@ -129,6 +171,10 @@ byte k;      /* scratch for the d_step helpers; always left 0 */
 short sc;    /* scratch */
 
 /* ---- ghost state --------------------------------------------------------- */
+/* The incarnation: bumped by reset() only. The generation is bumped by
+ * reset() and by a quiet demotion (which does not end the object's life),
+ * so gen == inc + quiet demotions so far. */
+byte inc;
 byte live[RESETS + 1];    /* live tokens of O, per incarnation */
 bit killed[RESETS + 1];   /* incarnation found dead by a reclaimer */
 byte liveX;               /* live tokens of X */
@@ -275,21 +321,39 @@ c_retarget:
 }
 
 /* ---- reader: Paygo::get(cob) ----------------------------------------------
- * On success ok = 1 and {tkind, tslot, tgen} describe the token. For X only
+ * On success ok = 1 and {tkind, tslot, tinc} describe the token (tinc: its
+ * incarnation, a ghost). For X only
  * the effect on the shared entry is modelled (claim, local + 1); X's word,
  * mask and fence are not, and X's central fallback is not modelled. */
 inline get_any() {
   ok = 0;
   if
   :: cob == O ->
-     /* w0 = word.load(acquire); FROZEN -> fail */
+     /* w0 = word.load(acquire); FROZEN -> fail; not DISTRIBUTED -> central */
 g_w0:
-     d_step { w0f = frozen; w0g = gen;
-              printf("@ T%d get: w0 gen=%d frozen=%d\n", me, w0g, w0f) }
-  :: else
+     d_step { w0f = frozen; w0d = dist; w0g = gen; w0i = inc;
+              printf("@ T%d get: w0 gen=%d frozen=%d distributed=%d\n", me, w0g, w0f, w0d) }
+  :: else -> w0d = 1                   /* X: always distributed */
   fi;
   if
   :: w0f -> skip                       /* FROZEN: fail */
+  :: !w0f && !w0d ->
+     /* get_other(): the central mode. CAS w -> w + 1 from w0, retried
+      * with the reloaded word; FROZEN -> fail. One atomic step, as
+      * g_central. (Its contention vote, which may promote, is the
+      * Promoter's.) */
+g_other:
+     d_step {
+       drain(me);
+       if
+       :: !frozen ->
+          ccount++; ok = 1; tkind = CENTRAL; tslot = NOSLOT; tinc = inc;
+          printf("@ T%d get: central mode, CAS count=%d\n", me, ccount);
+          assert(!killed[tinc]);
+          live[tinc]++
+       :: else -> printf("@ T%d get: central mode, FROZEN: fail\n", me)
+       fi
+     }
   :: else ->
      if
      :: slot == NOSLOT ->
@@ -346,11 +410,11 @@ g_w1:
 #endif
              printf("@ T%d get: w1 gen=%d frozen=%d: back off\n", me, gen, frozen)
           :: else ->
-             ok = 1; tkind = DIST; tslot = slot; tgen = w0g;
+             ok = 1; tkind = DIST; tslot = slot; tinc = w0i;
              /* safety: no get succeeds on a dead incarnation */
              printf("@ T%d get: w1 gen=%d frozen=%d: SUCCESS, token on slot %d\n", me, gen, frozen, slot);
-             assert(!killed[tgen]);
-             live[tgen]++
+             assert(!killed[tinc]);
+             live[tinc]++
           fi
         };
         if
@@ -369,17 +433,17 @@ g_central:
           drain(me);
           if
           :: !frozen ->
-             ccount++; ok = 1; tkind = CENTRAL; tslot = NOSLOT; tgen = gen;
+             ccount++; ok = 1; tkind = CENTRAL; tslot = NOSLOT; tinc = inc;
              printf("@ T%d get: central CAS, count=%d\n", me, ccount);
-             assert(!killed[tgen]);
-             live[tgen]++
+             assert(!killed[tinc]);
+             live[tinc]++
           :: else
           fi
         }
      :: else                           /* X goes central: not modelled */
      fi
   fi;
-  w0f = 0; w0g = 0; e = 0; l = 0
+  w0f = 0; w0d = 0; w0g = 0; w0i = 0; e = 0; l = 0
 }
 
 /* ---- reader: Token::reset() ----------------------------------------------- */
@@ -425,8 +489,8 @@ p_anchor:
 proctype T0() {
   byte me = 0;
   byte slot = 0;
-  bit ok, e, w0f, tv;
-  byte cob, w0g, ov, tkind, tslot, tgen, nO, nX;
+  bit ok, e, w0f, w0d, tv;
+  byte cob, w0g, w0i, ov, tkind, tslot, tinc, nO, nX;
   short l, lv, av, a2;
   bit hX;  /* holds a token of X */
   byte pk, ps, pg;  /* token being put */
@@ -446,14 +510,14 @@ proctype T0() {
         fi
      :: ok && cob == O ->
         if
-        :: pk = tkind; ps = tslot; pg = tgen;
+        :: pk = tkind; ps = tslot; pg = tinc;
            put_tok(pk, ps, pg);                  /* put at home */
            pk = 0; ps = 0; pg = 0
-        :: mb!tkind, tslot, tgen                  /* migrate to T1 */
+        :: mb!tkind, tslot, tinc                  /* migrate to T1 */
         fi
      :: else
      fi;
-     ok = 0; tkind = 0; tslot = 0; tgen = 0; cob = 0
+     ok = 0; tkind = 0; tslot = 0; tinc = 0; cob = 0
   :: hX ->
      /* put(X): a home put, local.store(local.load() - 1) */
 x_put:
@@ -470,9 +534,9 @@ t0_exit:
 proctype T1() {
   byte me = 1;
   byte slot = NOSLOT;
-  bit ok, e, w0f, tv;
+  bit ok, e, w0f, w0d, tv;
   byte cob = O;
-  byte w0g, ov, tkind, tslot, tgen, n;
+  byte w0g, w0i, ov, tkind, tslot, tinc, n;
   short l, lv, av, a2;
   bit h;                 /* holds its own token */
   byte hk, hs, hg;       /* its own token */
@@ -484,10 +548,10 @@ end_t1:
      n++;
      get_any();
      if
-     :: ok -> h = 1; hk = tkind; hs = tslot; hg = tgen
+     :: ok -> h = 1; hk = tkind; hs = tslot; hg = tinc
      :: else
      fi;
-     ok = 0; tkind = 0; tslot = 0; tgen = 0
+     ok = 0; tkind = 0; tslot = 0; tinc = 0
   :: h || nempty(mb) ->
      if
      :: h -> pk = hk; ps = hs; pg = hg; h = 0; hk = 0; hs = 0; hg = 0
@@ -500,10 +564,78 @@ end_t1:
   done1 = 1
 }
 
+/* ---- the scan of a frozen O's entries -------------------------------------
+ * sum_masked() (the slots of the groups in m) or, with m = 255,
+ * scan_tables() (every entry of every table). Sets sum; uses the caller's
+ * m, s, hw, t, o, gs; `who` names the caller in the trail. rc = 1 in the
+ * reclaimer (BROKEN_GROUP_RULE's clear is the seed's query rule).
+ * Expanded once per proctype, so its labels are unique. */
+inline scan(rc, who) {
+  sum = 0;
+  /* hw = domain_.high_water() (acquire) */
+r_hw:
+  hw = (used1 -> 2 : 1);
+  s = 0;
+  do
+  :: s < NS ->
+     gs = 0;
+     if
+     :: (m & GBIT(s)) != 0 && s < hw ->
+        /* t = slot(s).payload.load(acquire); nullptr -> next slot */
+r_table:
+        t = tbl[s];
+r_obj:
+        d_step { o = (t -> eobj[s] : NOOBJ); printf("@ %c slot %d: table %d obj %d\n", who, s, t, o) };
+        if
+        :: o == O ->
+r_local:
+           d_step { gs = gs + elocal[s]; printf("@ %c slot %d: local %d\n", who, s, elocal[s]) };
+r_anchor:
+           d_step { gs = gs + eanchor[s]; printf("@ %c slot %d: anchor %d\n", who, s, eanchor[s]) };
+#ifndef NO_CLAMP
+           /* entry_count(): a negative entry sum is another object's */
+r_clamp:
+           if :: gs < 0 -> gs = 0 :: else fi
+#else
+           skip
+#endif
+        :: else
+        fi
+     :: else
+     fi;
+#ifdef BROKEN_GROUP_RULE
+     /* the seed: clear the group's bit when its count reads 0 */
+     if
+#ifdef SHARED_GROUP
+     :: rc && (m & GBIT(s)) != 0 && s == NS - 1 && sum + gs == 0 ->
+#else
+     :: rc && (m & GBIT(s)) != 0 && gs == 0 ->
+#endif
+r_broken_clear:
+        d_step { mask = mask & ~GBIT(s); printf("@ R BROKEN rule: clear bit, mask = %d\n", mask) }
+     :: else
+     fi;
+#endif
+     sum = sum + gs;
+     s++
+  :: else -> break
+  od;
+  o = 0; gs = 0; s = 0; m = 0; hw = 0; t = 0;
+  /* counts never negative: a scan after the fence never reads < 0
+   * (not asserted for NO_CLAMP, whose check is the harm it does:
+   * the reclaim of a live object) */
+#ifndef NO_CLAMP
+  assert(sum >= 0)
+#else
+  skip
+#endif
+}
+
 /* ---- Reclaimer: try_reclaim / reclaim_batch, then reset ------------------ */
 proctype Reclaimer() {
   byte att, nres, m, s, hw;
   bit t;
+  bit kd;      /* declared O dead in this attempt */
   short sum, gs;
   bit fz;
   byte o;
@@ -511,113 +643,97 @@ proctype Reclaimer() {
   do
   :: att < ATTEMPTS ->
      att++;
-     /* central_tryfreeze(): CAS {count 0, !FROZEN} -> FROZEN (locked) */
+#ifdef SKIP_MASK_FIRST
+     /* broken: the mask read before the freeze */
+r_mask_first:
+     d_step { m = mask; printf("@ R BROKEN: mask (before the freeze) = %d\n", m) };
+#endif
+     /* freeze_dead_sc(): CAS {count 0, !FROZEN} -> FROZEN | DEAD (locked,
+      * seq_cst). DEAD is the verdict of the empty-mask case; nobody acts
+      * on it while FROZEN is set (a promotion refuses FROZEN too). */
 r_freeze:
      d_step {
        if
-       :: ccount == 0 && !frozen -> frozen = 1; fz = 1
+       :: ccount == 0 && !frozen -> frozen = 1; dead = 1; fz = 1
        :: else -> fz = 0
        fi;
        printf("@ R freeze (gen %d): frozen by us = %d\n", gen, fz)
      };
      if
      :: fz ->
-        /* heavy_fence() */
-r_heavy:
-#if defined(MEMBARRIER) && !defined(NO_HEAVY_FENCE)
-        d_step { drain(0); drain(1); printf("@ R heavy fence: all buffers drained\n") };
+#ifndef SKIP_MASK_FIRST
+        /* mask_.load(seq_cst) right after the freeze (a plain load); not
+         * 0 -> undead(): fetch_and(~DEAD), merged into this step (DEAD is
+         * invisible while FROZEN) */
+r_mask0:
+        d_step { m = mask; if :: m != 0 -> dead = 0 :: else fi;
+                 printf("@ R mask after the freeze = %d\n", m) };
 #else
-        skip;                            /* seq_cst fence after a locked CAS */
-#endif
-        /* sum_masked(): mask = mask_.load() (reclaim_batch ignores it) */
-r_mask:
-#ifdef BATCH
-        m = 255;
-#else
-        d_step { m = mask; printf("@ R mask = %d\n", m) };
-#endif
-        /* hw = domain_.high_water() (acquire) */
-r_hw:
-        hw = (used1 -> 2 : 1);
-        sum = 0;
-        s = 0;
-        do
-        :: s < NS ->
-           gs = 0;
-           if
-           :: (m & GBIT(s)) != 0 && s < hw ->
-              /* t = slot(s).payload.load(acquire); nullptr -> next slot */
-r_table:
-              t = tbl[s];
-r_obj:
-              d_step { o = (t -> eobj[s] : NOOBJ); printf("@ R slot %d: table %d obj %d\n", s, t, o) };
-              if
-              :: o == O ->
-r_local:
-                 d_step { gs = gs + elocal[s]; printf("@ R slot %d: local %d\n", s, elocal[s]) };
-r_anchor:
-                 d_step { gs = gs + eanchor[s]; printf("@ R slot %d: anchor %d\n", s, eanchor[s]) };
-#ifndef NO_CLAMP
-                 /* entry_count(): a negative entry sum is another object's */
-r_clamp:
-                 if :: gs < 0 -> gs = 0 :: else fi
-#else
-                 skip
-#endif
-              :: else
-              fi
-           :: else
-           fi;
-#ifdef BROKEN_GROUP_RULE
-           /* the seed: clear the group's bit when its count reads 0 */
-           if
-#ifdef SHARED_GROUP
-           :: (m & GBIT(s)) != 0 && s == NS - 1 && sum + gs == 0 ->
-#else
-           :: (m & GBIT(s)) != 0 && gs == 0 ->
-#endif
-r_broken_clear:
-              d_step { mask = mask & ~GBIT(s); printf("@ R BROKEN rule: clear bit, mask = %d\n", mask) }
-           :: else
-           fi;
-#endif
-           sum = sum + gs;
-           s++
-        :: else -> break
-        od;
-        o = 0; gs = 0; s = 0; m = 0; hw = 0; t = 0;
-        /* counts never negative: a scan after the fence never reads < 0
-         * (not asserted for NO_CLAMP, whose check is the harm it does:
-         * the reclaim of a live object) */
-#ifndef NO_CLAMP
-        assert(sum >= 0);
+        d_step { if :: m != 0 -> dead = 0 :: else fi };
 #endif
         if
-        :: sum != 0 ->
-           /* busy: central_unfreeze() */
-r_unfreeze:
-           d_step { frozen = 0; printf("@ R sum %d: busy, unfreeze\n", sum) }
-        :: else ->
-           /* kill(): mask_.store(0); word.fetch_or(DEAD) */
-r_kill:
+        :: m == 0 ->
+           /* empty mask: dead already (the freeze wrote DEAD); no fence,
+            * no scan, no mask store */
+r_dead_empty:
            d_step {
              /* safety: dead only if no token of this incarnation is live */
-             assert(live[gen] == 0);
-             printf("@ R sum 0: DEAD (gen %d), mask = 0; live tokens of gen %d: %d\n", gen, gen, live[gen]);
-             killed[gen] = 1;
-             mask = 0;
-             dead = 1
-           };
+             printf("@ R empty mask: DEAD (inc %d, gen %d), no fence, no scan; live tokens of inc %d: %d\n", inc, gen, inc, live[inc]);
+             assert(live[inc] == 0);
+             killed[inc] = 1;
+             kd = 1
+           }
+        :: else ->
+           /* heavy_fence() */
+r_heavy:
+#if defined(MEMBARRIER) && !defined(NO_HEAVY_FENCE)
+           d_step { drain(0); drain(1); printf("@ R heavy fence: all buffers drained\n") };
+#else
+           skip;                         /* seq_cst fence after a locked CAS */
+#endif
+           /* sum_masked(): mask reloaded (relaxed); reclaim_batch's
+            * scan_tables() ignores it */
+r_mask:
+#ifdef BATCH
+           m = 255;
+#else
+           d_step { m = mask; printf("@ R mask = %d\n", m) };
+#endif
+           scan(1, 'R');
            if
-           :: nres < RESETS ->
-              /* reset(): count 0, generation + 1, clear FROZEN/DEAD */
-r_reset:
-              d_step { nres++; gen++; frozen = 0; dead = 0; printf("@ R reset: gen %d\n", gen) }
-           :: skip
+           :: sum != 0 ->
+              /* busy: central_unfreeze() */
+r_unfreeze:
+              d_step { frozen = 0; printf("@ R sum %d: busy, unfreeze\n", sum) }
+           :: else ->
+              /* kill(): mask_.store(0); word.fetch_or(DEAD) */
+r_kill:
+              d_step {
+                /* safety: dead only if no token of this incarnation is live */
+                printf("@ R sum 0: DEAD (inc %d, gen %d), mask = 0; live tokens of inc %d: %d\n", inc, gen, inc, live[inc]);
+                assert(live[inc] == 0);
+                killed[inc] = 1;
+                mask = 0;
+                dead = 1;
+                kd = 1
+              }
            fi
         fi;
-        sum = 0; fz = 0
-     :: else
+        m = 0; sum = 0; fz = 0;
+        if
+        :: kd && nres < RESETS ->
+           /* reset(): count 0, generation + 1, clear FROZEN/DEAD; an
+            * automatic object (TUNE) starts central again */
+r_reset:
+           d_step { nres++; gen++; inc++; frozen = 0; dead = 0; kd = 0;
+#ifdef TUNE
+                    dist = 0;
+#endif
+                    printf("@ R reset: gen %d, inc %d\n", gen, inc) }
+        :: kd -> kd = 0                   /* or no reset */
+        :: else                           /* busy */
+        fi
+     :: else -> m = 0
      fi
   :: else -> break
   od;
@@ -641,15 +757,110 @@ r_final:
     :: else -> break
     od;
     assert(liveX == 0);
-    assert(sc == live[gen]);
+    assert(sc == live[inc]);
     s = 0;
     do
-    :: s < gen -> assert(live[s] == 0); s++
+    :: s < inc -> assert(live[s] == 0); s++
     :: else -> break
     od;
     sc = 0; s = 0
   }
 }
+
+#ifdef TUNE
+/* ---- Promoter: promote() -------------------------------------------------
+ * CAS word -> word | DISTRIBUTED unless PINNED, DISTRIBUTED, FROZEN or
+ * DEAD (relaxed; locked on x86). Only the promotions that change the word
+ * are steps (a refused one does nothing); PROMOTES bounds them. */
+proctype Promoter() {
+  byte np;
+end_promote:
+  do
+  :: d_step { np < PROMOTES && !dist && !frozen && !dead ->
+              np++; dist = 1; printf("@ P promote: DISTRIBUTED (gen %d)\n", gen) }
+  :: np == PROMOTES -> break
+  od
+}
+
+/* ---- Demoter: sweep() -> demote() / clear_distributed() -------------------
+ * The use signatures that decide "quiet for demote_sweeps sweeps" are a
+ * heuristic, not modelled: any sweep may find O quiet. */
+proctype Demoter() {
+  byte nd, m, s, hw;
+  bit t;
+  short sum, gs;
+  bit fz;
+  byte o;
+
+end_sweep:
+  do
+  :: d_step { nd < DEMOTES && dist && !frozen ->
+              /* sweep(): w = word.load(relaxed); DISTRIBUTED, not PINNED,
+               * not FROZEN -> a candidate */
+              nd++; printf("@ D sweep: O is a candidate (gen %d)\n", gen) } ->
+     /* freeze_sc(): the reclaim's freeze CAS */
+d_freeze:
+     d_step {
+       if
+       :: ccount == 0 && !frozen -> frozen = 1; fz = 1
+       :: else -> fz = 0
+       fi;
+       printf("@ D freeze (gen %d): frozen by us = %d\n", gen, fz)
+     };
+     if
+     :: fz ->
+        /* heavy_fence(): one per sweep batch */
+d_heavy:
+#if defined(MEMBARRIER)
+        d_step { drain(0); drain(1); printf("@ D heavy fence: all buffers drained\n") };
+#else
+        skip;                            /* seq_cst fence after a locked CAS */
+#endif
+#ifdef DEMOTE_NO_SCAN
+d_no_scan:
+        d_step { sum = 0; printf("@ D BROKEN: no scan, taken as quiet\n") };
+#else
+        /* scan_tables(): every entry of every table, mask ignored */
+        m = 255;
+        scan(0, 'D');
+#endif
+        if
+        :: sum == 0 ->
+           /* demote(quiet): mask_.store(0) ... */
+d_clear_mask:
+           d_step {
+             printf("@ D quiet: mask = 0; live tokens of inc %d: %d\n", inc, live[inc]);
+#ifndef DEMOTE_NO_SCAN
+             /* safety: a quiet demotion only with no token live (no
+              * central one: frozen at count 0; no distributed one: the
+              * fenced scan would have counted it). Not asserted for
+              * DEMOTE_NO_SCAN, whose check is the reclaim it makes wrong. */
+             assert(live[inc] == 0);
+#endif
+             mask = 0
+           };
+           /* ... then CAS: clear FROZEN and DISTRIBUTED, generation + 1 */
+d_quiet:
+           d_step { frozen = 0; dist = 0;
+#ifndef DEMOTE_NO_GEN
+                    gen++;
+#endif
+                    printf("@ D quiet demotion: central, unfrozen, gen %d\n", gen) }
+        :: else ->
+           /* demote(busy): CAS: clear FROZEN and DISTRIBUTED only */
+d_busy:
+           d_step { frozen = 0; dist = 0; printf("@ D sum %d: busy demotion: central, unfrozen, mask kept\n", sum) }
+        fi;
+        sum = 0; fz = 0
+     :: else ->
+        /* clear_distributed(): CAS clearing DISTRIBUTED (not PINNED) */
+d_clear_dist:
+        d_step { dist = 0; printf("@ D freeze failed: clear_distributed\n") }
+     fi
+  :: nd == DEMOTES -> break
+  od
+}
+#endif
 
 /* ---- TSO: buffered stores reach memory in order, at any time ------------- */
 proctype Flusher() {
@@ -666,6 +877,15 @@ init {
     run Flusher();
     run T0();
     run T1();
+#ifdef TUNE
+#ifdef PROMOTED
+    dist = 1;      /* automatic, already promoted */
+#endif
+    run Promoter();
+    run Demoter();
+#else
+    dist = 1;      /* pinned distributed */
+#endif
     run Reclaimer()
   }
 }

@@ -49,6 +49,21 @@ variants=(
   "no_heavy_fence_membarrier|cex|-DMEMBARRIER -DNO_HEAVY_FENCE|"
   "no_clamp|cex|-DNO_CLAMP|"
   "no_clamp_membarrier_batch|cex|-DMEMBARRIER -DBATCH -DNO_CLAMP|"
+  "skip_mask_first|cex|-DSKIP_MASK_FIRST|"
+  # self-tuning: promotion, demotion (sweep), central and distributed
+  # tokens at once; no X object (its entry reuse is covered above)
+  "tune_seq_cst|ok|-DTUNE -DGETSX=0|-DCOLLAPSE"
+  "tune_membarrier|ok|-DTUNE -DGETSX=0 -DMEMBARRIER|-DCOLLAPSE"
+  "tune_seq_cst_shared_group|ok|-DTUNE -DGETSX=0 -DSHARED_GROUP|-DCOLLAPSE"
+  "tune_membarrier_shared_group|ok|-DTUNE -DGETSX=0 -DMEMBARRIER -DSHARED_GROUP|-DCOLLAPSE"
+  # O starts promoted, so it can be demoted and promoted again; no reset
+  "tune_promoted_seq_cst_shared_group|ok|-DTUNE -DGETSX=0 -DPROMOTED -DRESETS=0 -DSHARED_GROUP|-DCOLLAPSE"
+  "tune_promoted_membarrier_shared_group|ok|-DTUNE -DGETSX=0 -DPROMOTED -DRESETS=0 -DMEMBARRIER -DSHARED_GROUP|-DCOLLAPSE"
+  "tune_promoted_membarrier_batch|ok|-DTUNE -DGETSX=0 -DPROMOTED -DRESETS=0 -DMEMBARRIER -DBATCH|-DCOLLAPSE"
+  "demote_no_gen|cex|-DTUNE -DGETSX=0 -DDEMOTE_NO_GEN|"
+  "demote_no_gen_membarrier_shared_group|cex|-DTUNE -DGETSX=0 -DMEMBARRIER -DSHARED_GROUP -DDEMOTE_NO_GEN|"
+  "demote_no_scan|cex|-DTUNE -DGETSX=0 -DDEMOTE_NO_SCAN|"
+  "demote_no_scan_membarrier|cex|-DTUNE -DGETSX=0 -DMEMBARRIER -DDEMOTE_NO_SCAN|"
 )
 
 selected=("$@")
@@ -61,7 +76,7 @@ want() {
 
 failures=0
 ran=0
-printf '%-30s %-6s %-8s %6s %10s %5s %6s %6s  %s\n' \
+printf '%-38s %-6s %-8s %6s %10s %5s %6s %6s  %s\n' \
   variant expect result errors states depth pan_s all_s flags
 for v in "${variants[@]}"; do
   IFS='|' read -r name expect dflags ccflags <<<"$v"
@@ -110,7 +125,7 @@ for v in "${variants[@]}"; do
     fi
   fi
   all_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-  printf '%-30s %-6s %-8s %6s %10s %5s %6s %6s  %s\n' \
+  printf '%-38s %-6s %-8s %6s %10s %5s %6s %6s  %s\n' \
     "$name" "$expect" "$result" "${errors:-?}" "${states:-?}" "${depth:-?}" "${secs:-?}" "$all_s" \
     "${dflags:-(none)}${ccflags:+ cc:$ccflags}"
   if [[ -n "$errors" && "$errors" != 0 ]]; then

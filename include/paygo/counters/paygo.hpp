@@ -40,9 +40,11 @@
 // sets its group bit in the object's mask, runs light_fence(), then checks
 // the word; a reclaimer CASes FROZEN into the word, runs heavy_fence(), then
 // sums the entries of the groups in the mask (each entry's local + anchor,
-// clamped at 0: a negative sum is another object's, docs/design.md point 4). Group bits are cleared
-// only when the object is found dead. reclaim_batch() freezes many objects, pays one heavy fence
-// and scans each live table once.
+// clamped at 0: a negative sum is another object's, docs/design.md point 4).
+// Group bits are cleared only after a fenced scan found no distributed
+// reference (a kill, or a quiet demotion, which also bumps the generation).
+// reclaim_batch() freezes many objects, pays one heavy fence and scans each
+// live table once; a candidate with an empty mask needs neither (point 8).
 //
 // When not to use: for objects that are rarely shared between threads, or
 // that are reclaimed about as often as they are read — each reclaim costs a
@@ -149,8 +151,9 @@ class Paygo {
     friend struct detail::PaygoTestAccess;
     std::atomic<std::uint64_t> word_{0};
     /// Bit g set: some slot of group g may hold an entry for this object.
-    /// Set by readers (relaxed, ordered by their light fence); reset only by
-    /// the reclaimer that found the object dead.
+    /// Set by readers (seq_cst fetch_or, and ordered by their light fence);
+    /// reset only after a fenced scan found no distributed reference: by the
+    /// reclaimer that found the object dead, or by a quiet demotion.
     std::atomic<std::uint64_t> mask_{0};
     /// hash(this), computed once (objects never move): the object's first
     /// probe position in every table is hint_ & index_mask.
