@@ -216,7 +216,12 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
     monitor = std::jthread([&](std::stop_token st) {
       // Watches the hot block every 200 us: when it became distributed and
       // central again in each phase, and what the counters say.
-      const auto t0 = std::chrono::steady_clock::now();
+      // Phase 0 starts with the first read (warm-up included), as
+      // first_promotion_s does.
+      while (first_read_ns.load(std::memory_order_relaxed) == 0 && !st.stop_requested())
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+      const auto t0 = std::chrono::steady_clock::time_point(
+          std::chrono::nanoseconds(first_read_ns.load(std::memory_order_relaxed)));
       const double ps = copt.phase_seconds;
       for (unsigned p = 0; p < copt.phases && !st.stop_requested(); ++p) {
         phase_now.value.store(p, std::memory_order_relaxed);
@@ -454,7 +459,7 @@ void print_phases(const std::vector<Result>& results) {
     if (!header) {
       fmt::print(
           "\ncounting / PHASE per phase (hot block: ms from the phase start to its promotion / "
-          "demotion, sweep steps to the demotion)\n{:<8} {:<8} {:>7} {:>6} {:>5} {:<6} {:>6} "
+          "demotion, sweep steps to the demotion)\n{:<14} {:<8} {:>7} {:>6} {:>5} {:<6} {:>6} "
           "{:>6} {:>10} {:>10} {:>7}\n",
           "counter", "hint", "threads", "repeat", "phase", "kind", "promo", "demo", "promo_ms",
           "demo_ms", "sweeps");
@@ -464,10 +469,10 @@ void print_phases(const std::vector<Result>& results) {
       return j.is_null() ? std::string("-") : fmt::format("{:.3g}", j.get<double>());
     };
     for (const auto& ph : r.phases) {
-      fmt::print("{:<8} {:<8} {:>7} {:>6} {:>5} {:<6} {:>6} {:>6} {:>10} {:>10} {:>7}\n", r.counter,
-                 r.hint.value_or("-"), r.threads, ph.value("repeat", 0), ph.value("phase", 0),
-                 ph.value("workload", ""), ph.value("promotions", 0), ph.value("demotions", 0),
-                 v(ph["promoted_after_ms"]), v(ph["demoted_after_ms"]),
+      fmt::print("{:<14} {:<8} {:>7} {:>6} {:>5} {:<6} {:>6} {:>6} {:>10} {:>10} {:>7}\n",
+                 r.counter, r.hint.value_or("-"), r.threads, ph.value("repeat", 0),
+                 ph.value("phase", 0), ph.value("workload", ""), ph.value("promotions", 0),
+                 ph.value("demotions", 0), v(ph["promoted_after_ms"]), v(ph["demoted_after_ms"]),
                  v(ph["demoted_after_sweeps"]));
     }
   }
@@ -492,7 +497,8 @@ int run_counting(const CountingOptions& opt) {
   }
   const bool with_drbz = std::find(workloads.begin(), workloads.end(), "DRBZ") != workloads.end();
   const bool with_phase = std::find(workloads.begin(), workloads.end(), "PHASE") != workloads.end();
-  const std::uint64_t zipf_bytes = with_drbz ? parse_size(opt.file_size, "--file-size") : 0;
+  const std::uint64_t file_size = parse_size(opt.file_size, "--file-size");
+  const std::uint64_t zipf_bytes = with_drbz ? file_size : 0;
   if (with_drbz && zipf_bytes < kBlock) {
     throw UsageError(fmt::format("--file-size: at least {} bytes for DRBZ", kBlock));
   }
@@ -531,6 +537,11 @@ int run_counting(const CountingOptions& opt) {
     const bool fx = w != "DRBZ" && w != "PHASE";
     total += threads.size() *
              (cache_points + (with_pread && w != "PHASE" ? 1 : 0) + (fx ? rocks.size() : 0));
+  }
+  if (total == 0) {
+    throw UsageError(
+        "nothing to measure: DRBZ runs on --io cache and pread, PHASE on --io cache only, "
+        "RocksDB on DRBL/DRBM/DRBH");
   }
   Progress progress(total);
   std::vector<Result> results;

@@ -17,6 +17,8 @@
 // the other counters' (advised Hot, as in counting).
 #include <fmt/core.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +46,7 @@ struct QueryOptions {
   std::string counters = "all";
   std::string workloads = "drop,reclaim-per-page";
   std::string after;
+  CLI::Option* after_opt = nullptr;
   std::string hints = "auto,hot";
   double zipf_seconds = 0.3;
   unsigned repeat = 3;
@@ -150,8 +153,19 @@ DropRun drop_after_zipf(const std::string& path, std::uint64_t size, unsigned to
   }
   if (auto r = pc.advise(*id, 0, 0, cache::Advice::WillNeed); !r)
     throw PointFailed(fmt::format("advise(WillNeed): {}", r.error().message()));
+  std::atomic<std::int64_t> first_read_ns{0};
   run_team(
-      touchers, zipf_seconds, [](unsigned) {},
+      touchers, zipf_seconds,
+      [&](unsigned) {
+        std::int64_t zero = 0;
+        // Relaxed: a timestamp, read after the joins.
+        first_read_ns.compare_exchange_strong(
+            zero,
+            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now().time_since_epoch())
+                .count(),
+            std::memory_order_relaxed);
+      },
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[cache::kPageSize];
         const std::uint32_t* draws = zipf.draws[i].data();
@@ -175,6 +189,15 @@ DropRun drop_after_zipf(const std::string& path, std::uint64_t size, unsigned to
   out.tune.demotions = static_cast<double>(before.demotions);
   out.tune.distributed_pages = static_cast<double>(before.distributed_pages);
   out.tune.promoted_pages = static_cast<double>(before.promoted_pages);
+  const std::int64_t first = first_read_ns.load(std::memory_order_relaxed);
+  if (before.first_promotion_ns != 0 && first != 0)
+    out.tune.first_promotion_s = static_cast<double>(before.first_promotion_ns - first) / 1e9;
+  double share = 0;
+  for (std::uint64_t p = 0; p < pages; ++p) {
+    auto info = pc.page_info(*id, p);
+    if (info && info->promoted) share += zipf.prob[p];
+  }
+  out.tune.promoted_read_share = share;
   const cache::DropReport report = pc.drop(per_page ? 1 : 0);
   if (report.evicted != pages) {
     throw PointFailed(
@@ -184,10 +207,10 @@ DropRun drop_after_zipf(const std::string& path, std::uint64_t size, unsigned to
   return out;
 }
 
-int run_after(const QueryOptions& opt, std::uint64_t size, const std::string& path,
-              const std::vector<unsigned>& touchers, const std::vector<std::string>& counters,
-              const std::vector<std::string>& workloads, const std::vector<std::string>& hints,
-              Outputs& outputs) {
+int run_after(const QueryOptions& opt, const std::string& after, std::uint64_t size,
+              const std::string& path, const std::vector<unsigned>& touchers,
+              const std::vector<std::string>& counters, const std::vector<std::string>& workloads,
+              const std::vector<std::string>& hints, Outputs& outputs) {
   const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
   if (pages > (std::uint64_t{1} << 32)) throw UsageError("--file-size: at most 2^32 pages");
   const Zipf zipf(pages, *std::max_element(touchers.begin(), touchers.end()));
@@ -204,7 +227,7 @@ int run_after(const QueryOptions& opt, std::uint64_t size, const std::string& pa
         const bool paygo = std::string_view(C::kName) == "paygo";
         for (const std::string& h : paygo ? hints : std::vector<std::string>{"hot"}) {
           const std::string what = fmt::format("query {} after {} {} hint={} touch-threads={}", w,
-                                               opt.after, C::kName, h, t);
+                                               after, C::kName, h, t);
           std::vector<double> samples;
           std::vector<TuneSample> tune;
           try {
@@ -228,7 +251,7 @@ int run_after(const QueryOptions& opt, std::uint64_t size, const std::string& pa
                      summarize(samples),
                      "s"};
           res.hint = h;
-          res.after = opt.after;
+          res.after = after;
           set_tuning(res, tune, kTunes<C>);
           progress.report(what, fmt::format("{} (median of {}), {:g} pages distributed",
                                             human(res.stats.median, "s"), samples.size(),
@@ -238,11 +261,16 @@ int run_after(const QueryOptions& opt, std::uint64_t size, const std::string& pa
       });
     }
   }
-  nlohmann::json config = {{"command", "query"},        {"file_size_bytes", size},
-                           {"after", opt.after},        {"hints", hints},
-                           {"zipf_theta", kZipfTheta},  {"zipf_seconds", opt.zipf_seconds},
-                           {"touch_threads", touchers}, {"counters", counters},
-                           {"workloads", workloads},    {"repeat", opt.repeat}};
+  nlohmann::json config = {{"command", "query"},
+                           {"file_size_bytes", size},
+                           {"after", after},
+                           {"hints", hints},
+                           {"zipf_theta", kZipfTheta},
+                           {"zipf_seconds", opt.zipf_seconds},
+                           {"touch_threads", touchers},
+                           {"counters", counters},
+                           {"workloads", workloads},
+                           {"repeat", opt.repeat}};
   outputs.write(config, results);
   print_tables(results);
   return outputs.finish(failures);
@@ -258,13 +286,21 @@ int run_query(const QueryOptions& opt) {
     throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
   }
   const bool after = !opt.after.empty();
-  if (after) parse_name_list(opt.after, "--after", kAfter);
+  if (opt.after_opt != nullptr && opt.after_opt->count() > 0 && opt.after.empty())
+    throw UsageError("--after: empty; give DRBZ, or leave --after out for the --distributed sweep");
+  std::string after_name;
+  if (after) {
+    const auto names = parse_name_list(opt.after, "--after", kAfter);
+    if (names.size() != 1) throw UsageError("--after: one workload only");
+    after_name = names.front();
+  }
   const auto hints = parse_name_list(opt.hints, "--hint", kHints);
   check_duration(opt.zipf_seconds, "--zipf-seconds");
   Outputs outputs(opt.json, opt.csv);
   ScratchDir dir(opt.dir);
   const std::string path = dir.make_file("query", size);
-  if (after) return run_after(opt, size, path, touchers, counters, workloads, hints, outputs);
+  if (after)
+    return run_after(opt, after_name, size, path, touchers, counters, workloads, hints, outputs);
 
   Progress progress(workloads.size() * touchers.size() * distributed.size() * counters.size());
   std::vector<Result> results;
@@ -359,8 +395,9 @@ Subcommand add_query_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--workloads", opt->workloads, "Comma-separated: drop, reclaim-per-page")
       ->capture_default_str();
-  sub->add_option("--after", opt->after,
-                  "Run this workload before each drop instead of the --distributed sweep: DRBZ");
+  opt->after_opt = sub->add_option(
+      "--after", opt->after,
+      "Run this workload before each drop instead of the --distributed sweep: DRBZ");
   sub->add_option("--hint", opt->hints,
                   "With --after: comma-separated hints for the paygo rows: auto, hot, central, "
                   "or 'all'")

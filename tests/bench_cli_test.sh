@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench_cli_test.sh BENCH — smoke test of `paygo-bench micro`: runs it on tiny
-# settings, checks the JSON schema and that every requested point is there
-# with positive values, and that bad arguments exit non-zero with a message.
+# settings, checks the JSON schema (the ten fields plus the self-tuning ones,
+# all null for micro) and the CSV columns, that every requested point is
+# there with positive values, that bad arguments exit non-zero with a
+# message, and that `counting --help` / `query --help` list their flags.
 set -euo pipefail
 
 bench=${1:?usage: bench_cli_test.sh PATH/TO/paygo-bench}
@@ -46,8 +48,14 @@ for key in ("cpu_model", "cores", "kernel", "compiler", "git_commit", "hostname"
 check(isinstance(machine["membarrier"], bool), "machine.membarrier is not a bool")
 check(isinstance(machine["cores"], int) and machine["cores"] >= 1, "machine.cores")
 
-fields = {"experiment", "workload", "counter", "io", "threads", "distributed_pct",
-          "median", "min", "max", "unit"}
+# The CSV columns in their documented order (bench/README.md); the JSON
+# objects have the same keys plus `phases`.
+columns = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
+           "median", "min", "max", "unit",
+           "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
+           "first_promotion_s", "promoted_read_share"]
+fields = set(columns) | {"phases"}
+tuning = columns[10:] + ["phases"]
 results = doc["results"]
 check(isinstance(results, list) and results, "results is empty")
 seen = {}
@@ -55,6 +63,9 @@ for r in results:
     check(set(r) == fields, f"result fields {sorted(r)} != {sorted(fields)}")
     check(r["experiment"] == "micro", f"experiment {r['experiment']!r}")
     check(r["io"] is None and r["distributed_pct"] is None, "io/distributed_pct not null")
+    # micro has no page cache and no hint: every self-tuning field is null.
+    for k in tuning:
+        check(r[k] is None, f"micro row: {k} is {r[k]!r}, want null: {r}")
     check(isinstance(r["threads"], int) and r["threads"] >= 1, f"threads {r['threads']!r}")
     want_unit = "s" if r["workload"] == "query" else "ops/s"
     check(r["unit"] == want_unit, f"{r['workload']}: unit {r['unit']!r}, want {want_unit!r}")
@@ -73,11 +84,22 @@ missing = expected - set(seen)
 check(not missing, f"missing points: {sorted(missing)}")
 check(not set(seen) - expected, f"unexpected points: {sorted(set(seen) - expected)}")
 
-with open(csv_path) as f:
-    rows = list(csv.DictReader(f))
+with open(csv_path, newline="") as f:
+    table = list(csv.reader(f))
+check(table and table[0] == columns, f"CSV header {table[:1]}, want {columns}")
+rows = table[1:]
 check(len(rows) == len(results), f"CSV has {len(rows)} rows, JSON {len(results)}")
-check(rows and set(rows[0]) == fields, f"CSV columns {list(rows[0]) if rows else []}")
-print(f"ok: {len(results)} points, {len(counters)} counters")
+for i, (row, r) in enumerate(zip(rows, results)):
+    check(len(row) == len(columns), f"CSV row {i + 1} has {len(row)} fields: {row}")
+    for k, v in zip(columns, row):
+        if r[k] is None:
+            check(v == "", f"CSV row {i + 1}: {k} = {v!r}, JSON null")
+        elif isinstance(r[k], str):
+            check(v == r[k], f"CSV row {i + 1}: {k} = {v!r}, JSON {r[k]!r}")
+        else:
+            check(abs(float(v) - r[k]) <= 1e-6 * abs(r[k]),
+                  f"CSV row {i + 1}: {k} = {v}, JSON {r[k]}")
+print(f"ok: {len(results)} points, {len(counters)} counters, CSV has the {len(columns)} columns")
 PY
 
 echo "== one counter, one workload"
@@ -86,6 +108,20 @@ echo "== one counter, one workload"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; \
   assert [(x["counter"],x["workload"],x["threads"]) for x in r]==[("atomic","single",1)], r' \
   "$tmp/one.json" || fail "single-counter run produced the wrong points"
+
+echo "== --help lists the flags"
+check_help() {
+  local cmd=$1
+  shift
+  "$bench" "$cmd" --help >"$tmp/help" 2>&1 || fail "'$cmd --help' exited non-zero"
+  local word
+  for word in "$@"; do
+    grep -q -- "$word" "$tmp/help" || fail "'$cmd --help' does not mention $word"
+  done
+  echo "ok: $cmd --help mentions $*"
+}
+check_help counting --workload --hint --file-size --phases --phase-seconds DRBZ PHASE auto central
+check_help query --after --hint --zipf-seconds --distributed DRBZ
 
 echo "== bad arguments"
 # Each case is run after valid tiny settings (a repeated option takes the

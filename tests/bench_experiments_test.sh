@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # bench_experiments_test.sh BENCH PLOT — smoke test of `paygo-bench counting`
 # and `paygo-bench query` and of tools/plot:
-#   * bad arguments exit 2 with a message on stderr;
-#   * a tiny run of each (counting with every io, query with both workloads)
-#     writes JSON with exactly the ten result fields, every requested point,
-#     positive values;
-#   * the ratios printed on stdout (/noop, /atomic, /pread) equal the ratios
-#     of the medians in the JSON;
-#   * tools/plot turns the JSON into PNG files, and refuses a non-bench file.
-# About 15 s on a 2-core machine.
+#   * bad arguments (old and self-tuning flags: --hint, --after, --phases,
+#     --phase-seconds, --file-size, --zipf-seconds) exit 2 with a message;
+#   * tiny runs: counting with every io over DRBL/DRBM/DRBH; counting DRBZ
+#     and PHASE with every hint; query with both workloads; query --after
+#     DRBZ. Each writes JSON whose rows have the ten result fields plus the
+#     self-tuning ones (null where they do not apply), every requested point,
+#     positive values, and CSV with the documented columns, equal to the JSON;
+#   * DRBZ and PHASE rows have sensible self-tuning values (a phases array
+#     of --phases entries per repeat, PAYGO's DRBZ promoted_read_share);
+#   * the ratios printed on stdout (/noop, /atomic, /pread, /hot) and the
+#     promo/dist columns equal those of the medians in the JSON;
+#   * tools/plot turns the JSON into the expected PNG files (also JSON
+#     without the self-tuning fields, and rows with fields it does not know),
+#     and refuses a non-bench file.
+# About 20 s on a 2-core machine.
 set -euo pipefail
 
 bench=${1:?usage: bench_experiments_test.sh PATH/TO/paygo-bench PATH/TO/tools/plot}
@@ -56,6 +63,22 @@ expect_usage_error counting --duration 0
 expect_usage_error counting --duration -1
 expect_usage_error counting --repeat 0
 expect_usage_error counting --json "$tmp/no-such-dir/x.json"
+expect_usage_error counting --hint no-such-hint
+expect_usage_error counting --hint ""
+expect_usage_error counting --hint auto,auto
+expect_usage_error counting --hint auto,,hot
+expect_usage_error counting --workload PHASE --io cache --phases 0
+expect_usage_error counting --workload PHASE --io cache --phases 1001
+expect_usage_error counting --workload PHASE --io cache --phases -1
+expect_usage_error counting --workload PHASE --io cache --phases x
+expect_usage_error counting --workload PHASE --io cache --phase-seconds 0
+expect_usage_error counting --workload PHASE --io cache --phase-seconds nan
+expect_usage_error counting --workload DRBZ --file-size 0
+expect_usage_error counting --workload DRBZ --file-size ""
+expect_usage_error counting --workload DRBZ --file-size lots
+expect_usage_error counting --workload DRBZ --file-size 12Q
+expect_usage_error counting --workload DRBZ --file-size 1K
+expect_usage_error counting --workload DRBZ --file-size 17000G
 expect_usage_error query --counters no-such-counter
 expect_usage_error query --file-size ""
 expect_usage_error query --file-size 0
@@ -71,6 +94,14 @@ expect_usage_error query --touch-threads 0
 expect_usage_error query --touch-threads 1,,2
 expect_usage_error query --workloads no-such-workload
 expect_usage_error query --repeat 0
+expect_usage_error query --after DRBX
+expect_usage_error query --after drbz
+expect_usage_error query --after DRBZ,DRBZ
+expect_usage_error query --after DRBZ --hint no-such-hint
+expect_usage_error query --after DRBZ --hint ""
+expect_usage_error query --after DRBZ --hint hot,hot
+expect_usage_error query --after DRBZ --zipf-seconds 0
+expect_usage_error query --after DRBZ --zipf-seconds nan
 
 echo "== counting: every io, all counters: ${counters[*]}"
 ios=cache,pread,rocksdb-lru,rocksdb-hcc
@@ -78,17 +109,37 @@ timeout 120 "$bench" counting --io "$ios" --duration 0.02 --repeat 1 --threads 1
   --json "$tmp/counting.json" --csv "$tmp/counting.csv" >"$tmp/counting.out" 2>"$tmp/counting.err" ||
   { cat "$tmp/counting.err" >&2; fail "paygo-bench counting exited non-zero"; }
 
+echo "== counting: DRBZ and PHASE, every hint"
+timeout 120 "$bench" counting --workload DRBZ,PHASE --io cache,pread --counters atomic,paygo \
+  --hint all --threads 1,2 --duration 0.02 --repeat 1 --file-size 1M --phases 3 \
+  --phase-seconds 0.02 --dir "$tmp" --json "$tmp/tuning.json" --csv "$tmp/tuning.csv" \
+  >"$tmp/tuning.out" 2>"$tmp/tuning.err" ||
+  { cat "$tmp/tuning.err" >&2; fail "paygo-bench counting DRBZ,PHASE exited non-zero"; }
+
 echo "== query: drop and reclaim-per-page"
 timeout 120 "$bench" query --file-size 256K --distributed 0,100 --touch-threads 1 --repeat 1 --dir "$tmp" \
   --json "$tmp/query.json" --csv "$tmp/query.csv" >"$tmp/query.out" 2>"$tmp/query.err" ||
   { cat "$tmp/query.err" >&2; fail "paygo-bench query exited non-zero"; }
 
+echo "== query --after DRBZ"
+timeout 120 "$bench" query --after DRBZ --hint auto,hot --zipf-seconds 0.02 --file-size 256K \
+  --touch-threads 2 --repeat 1 --dir "$tmp" \
+  --json "$tmp/after.json" --csv "$tmp/after.csv" >"$tmp/after.out" 2>"$tmp/after.err" ||
+  { cat "$tmp/after.err" >&2; fail "paygo-bench query --after DRBZ exited non-zero"; }
+
 python3 - "$tmp" "${counters[@]}" <<'PY'
-import csv, json, re, sys
+import csv, json, math, re, sys
 
 tmp, counters = sys.argv[1], sys.argv[2:]
-FIELDS = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
-          "median", "min", "max", "unit"]
+# The CSV columns in their documented order (bench/README.md); JSON rows have
+# the same keys plus `phases`.
+COLUMNS = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
+           "median", "min", "max", "unit",
+           "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
+           "first_promotion_s", "promoted_read_share"]
+FIELDS = set(COLUMNS) | {"phases"}
+COUNTS = ["promotions", "demotions", "distributed_pages", "promoted_pages"]
+TUNED = "paygo"  # the one counter that tunes itself (runs once per --hint)
 
 
 def check(cond, msg):
@@ -96,7 +147,11 @@ def check(cond, msg):
         sys.exit(f"FAIL: {msg}")
 
 
-def load(name):
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def load(name, experiment):
     with open(f"{tmp}/{name}.json") as f:
         doc = json.load(f)
     for key in ("machine", "config", "results"):
@@ -106,17 +161,77 @@ def load(name):
     results = doc["results"]
     check(isinstance(results, list) and results, f"{name}: no results")
     for r in results:
-        check(set(r) == set(FIELDS) and len(r) == 10, f"{name}: fields {sorted(r)}")
-        check(r["experiment"] == name, f"{name}: experiment {r['experiment']!r}")
+        check(set(r) == FIELDS, f"{name}: fields {sorted(r)}, want {sorted(FIELDS)}")
+        check(r["experiment"] == experiment, f"{name}: experiment {r['experiment']!r}")
         check(isinstance(r["threads"], int) and r["threads"] >= 1, f"{name}: threads {r}")
         for k in ("median", "min", "max"):
-            check(isinstance(r[k], (int, float)) and r[k] > 0, f"{name}: {k} not positive: {r}")
+            check(is_num(r[k]) and r[k] > 0, f"{name}: {k} not positive: {r}")
         check(r["min"] <= r["median"] <= r["max"], f"{name}: min <= median <= max: {r}")
-    with open(f"{tmp}/{name}.csv") as f:
+        check_tuning(name, r)
+    # CSV: the documented header, one row per result with as many fields,
+    # the same values (null is an empty field; phases is not in the CSV).
+    with open(f"{tmp}/{name}.csv", newline="") as f:
         rows = list(csv.reader(f))
-    check(rows and rows[0] == FIELDS, f"{name}: CSV header {rows[:1]}")
+    check(rows and rows[0] == COLUMNS, f"{name}: CSV header {rows[:1]}, want {COLUMNS}")
     check(len(rows) - 1 == len(results), f"{name}: CSV rows {len(rows) - 1} != {len(results)}")
-    return results
+    for i, (row, r) in enumerate(zip(rows[1:], results)):
+        check(len(row) == len(COLUMNS), f"{name}: CSV row {i + 1} has {len(row)} fields: {row}")
+        for k, v in zip(COLUMNS, row):
+            if r[k] is None:
+                check(v == "", f"{name}: CSV row {i + 1}: {k} = {v!r}, JSON null")
+            elif isinstance(r[k], str):
+                check(v == r[k], f"{name}: CSV row {i + 1}: {k} = {v!r}, JSON {r[k]!r}")
+            else:
+                check(v != "" and abs(float(v) - r[k]) <= 1e-6 * abs(r[k]),
+                      f"{name}: CSV row {i + 1}: {k} = {v!r}, JSON {r[k]}")
+    return doc["config"], results
+
+
+def check_tuning(name, r):
+    """The self-tuning fields: which rows have which, and their ranges."""
+    where = f"{name}: {r['workload']} {r['counter']} io={r['io']} threads={r['threads']}"
+    if r["experiment"] == "query" and r["after"] is None:
+        # The --distributed sweep: no hint, no self-tuning fields.
+        for k in COLUMNS[10:] + ["phases"]:
+            check(r[k] is None, f"{where}: {k} is {r[k]!r}, want null (query sweep)")
+        return
+    cache = r["io"] == "cache"
+    tuned = cache and r["counter"] == TUNED
+    if cache:
+        want = ("auto", "hot", "central") if tuned else ("hot",)
+        check(r["hint"] in want, f"{where}: hint {r['hint']!r}, want one of {want}")
+        # Pages in Hot ranges (advised counters) or distributed (PAYGO).
+        check(is_num(r["distributed_pages"]) and r["distributed_pages"] >= 0,
+              f"{where}: distributed_pages {r['distributed_pages']!r}")
+    else:
+        check(r["hint"] is None and r["distributed_pages"] is None,
+              f"{where}: hint/distributed_pages not null: {r}")
+    if tuned:
+        for k in COUNTS:
+            check(is_num(r[k]) and r[k] >= 0, f"{where}: {k} {r[k]!r}, want a count")
+        check(r["promoted_pages"] <= r["distributed_pages"],
+              f"{where}: promoted_pages > distributed_pages: {r}")
+        if r["hint"] == "auto":  # no advice: every distributed page was promoted
+            check(r["promoted_pages"] == r["distributed_pages"],
+                  f"{where}: auto: promoted_pages != distributed_pages: {r}")
+        fp = r["first_promotion_s"]
+        check(fp is None or (is_num(fp) and fp >= 0), f"{where}: first_promotion_s {fp!r}")
+        if r["experiment"] == "counting" and r["promotions"] == 0:
+            check(fp is None, f"{where}: first_promotion_s {fp} without a promotion")
+    else:
+        for k in ("promotions", "demotions", "promoted_pages", "first_promotion_s"):
+            check(r[k] is None, f"{where}: {k} is {r[k]!r}, want null (not self-tuning)")
+    share = r["promoted_read_share"]
+    if r["experiment"] == "counting" and r["workload"] == "DRBZ" and tuned:
+        check(is_num(share) and 0 <= share <= 1 + 1e-9, f"{where}: promoted_read_share {share!r}")
+    elif r["experiment"] == "counting" or not tuned:
+        check(share is None, f"{where}: promoted_read_share {share!r}, want null")
+    if r["experiment"] == "counting":
+        check(r["after"] is None, f"{where}: after {r['after']!r}")
+    if r["workload"] == "PHASE":
+        check(isinstance(r["phases"], list), f"{where}: phases {r['phases']!r}, want a list")
+    else:
+        check(r["phases"] is None, f"{where}: phases {r['phases']!r}, want null")
 
 
 def points(results, keys):
@@ -128,27 +243,104 @@ def points(results, keys):
     return seen
 
 
-# ---- counting: every (workload, threads, counter/io) ----
-counting = load("counting")
+def hints_of(counter, hints):
+    return hints if counter == TUNED else ["hot"]
+
+
+# ---- counting: every (workload, threads, counter/io, hint) ----
+_, counting = load("counting", "counting")
 for r in counting:
     check(r["unit"] == "ops/s" and r["distributed_pct"] is None, f"counting row {r}")
-got = points(counting, ("workload", "threads", "counter", "io"))
+got = points(counting, ("workload", "threads", "counter", "io", "hint"))
 want = set()
 for w in ("DRBL", "DRBM", "DRBH"):
     for t in (1, 2):
-        want |= {(w, t, c, "cache") for c in counters}
-        want |= {(w, t, "kernel", "pread"), (w, t, "rocksdb-lru", "rocksdb-lru"),
-                 (w, t, "rocksdb-hcc", "rocksdb-hcc")}
-check(set(got) == want, f"counting points: missing {sorted(want - set(got))}, "
-                        f"unexpected {sorted(set(got) - want)}")
+        want |= {(w, t, c, "cache", h) for c in counters for h in hints_of(c, ["auto"])}
+        want |= {(w, t, "kernel", "pread", None), (w, t, "rocksdb-lru", "rocksdb-lru", None),
+                 (w, t, "rocksdb-hcc", "rocksdb-hcc", None)}
+check(set(got) == want, f"counting points: missing {sorted(want - set(got), key=str)}, "
+                        f"unexpected {sorted(set(got) - want, key=str)}")
+
+# ---- counting DRBZ and PHASE: --hint all, counters atomic and paygo ----
+tconf, tuning = load("tuning", "counting")
+check(tconf.get("file_size_bytes") == 1 << 20, f"tuning: config file_size_bytes {tconf}")
+check(tconf.get("hints") == ["auto", "hot", "central"], f"tuning: config hints {tconf}")
+got = points(tuning, ("workload", "threads", "counter", "io", "hint"))
+want = set()
+for t in (1, 2):
+    for w in ("DRBZ", "PHASE"):
+        want |= {(w, t, c, "cache", h) for c in ("atomic", "paygo")
+                 for h in hints_of(c, ["auto", "hot", "central"])}
+    want.add(("DRBZ", t, "kernel", "pread", None))  # PHASE: io cache only
+check(set(got) == want, f"tuning points: missing {sorted(want - set(got), key=str)}, "
+                        f"unexpected {sorted(set(got) - want, key=str)}")
+blocks = (1 << 20) // 4096
+for r in tuning:
+    where = f"{r['workload']} {r['counter']} hint={r['hint']} threads={r['threads']}"
+    if r["workload"] == "DRBZ" and r["io"] == "cache":
+        # The whole file is cached; advised Hot, every page is in a Hot range.
+        if r["hint"] == "hot":
+            check(r["distributed_pages"] == blocks, f"{where}: distributed_pages {r}")
+        if r["hint"] == "central":
+            check(r["distributed_pages"] == 0 and r["promotions"] == 0,
+                  f"{where}: central pages were distributed: {r}")
+    if r["workload"] != "PHASE":
+        continue
+    phases = r["phases"]
+    check(len(phases) == 3, f"{where}: {len(phases)} phases, want 3 (--phases 3, --repeat 1)")
+    keys = {"phase", "workload", "start_s", "promotions", "demotions", "promoted_after_ms",
+            "demoted_after_ms", "demoted_after_sweeps", "hot_block_distributed_at_end", "repeat"}
+    for i, ph in enumerate(phases):
+        check(isinstance(ph, dict) and set(ph) == keys, f"{where}: phase keys {sorted(ph)}")
+        check(ph["phase"] == i and ph["repeat"] == 0, f"{where}: phase {i}: {ph}")
+        check(ph["workload"] == ("DRBH" if i % 2 == 0 else "DRBM"), f"{where}: phase {i}: {ph}")
+        check(abs(ph["start_s"] - 0.02 * i) < 1e-9, f"{where}: phase {i} start_s {ph['start_s']}")
+        for k in ("promotions", "demotions"):
+            check(isinstance(ph[k], int) and ph[k] >= 0, f"{where}: phase {i} {k} {ph[k]!r}")
+        for k in ("promoted_after_ms", "demoted_after_ms", "demoted_after_sweeps"):
+            v = ph[k]
+            # Generous bound: the monitor may run late under a sanitizer.
+            check(v is None or (is_num(v) and 0 <= v <= 20 + 1000), f"{where}: phase {i} {k} {v!r}")
+        check(isinstance(ph["hot_block_distributed_at_end"], bool), f"{where}: phase {i}: {ph}")
+        if ph["promoted_after_ms"] is not None:
+            check(ph["promotions"] >= 1, f"{where}: phase {i} promoted without a promotion: {ph}")
+        if ph["demoted_after_ms"] is not None:
+            check(ph["demotions"] >= 1 and ph["demoted_after_sweeps"] is not None,
+                  f"{where}: phase {i} demoted without a demotion: {ph}")
+        if r["hint"] == "hot":  # advised Hot (atomic, paygo hot): always distributed
+            check(ph["hot_block_distributed_at_end"] and ph["promotions"] == 0
+                  and ph["demotions"] == 0, f"{where}: phase {i}: {ph}")
+        if r["hint"] == "central":  # pinned central
+            check(not ph["hot_block_distributed_at_end"] and ph["promotions"] == 0,
+                  f"{where}: phase {i}: {ph}")
+    if r["counter"] == TUNED:
+        for k in ("promotions", "demotions"):
+            check(sum(ph[k] for ph in phases) <= r[k],
+                  f"{where}: the phases' {k} add up to more than the row's {r[k]}")
 
 # ---- query: every (workload, threads, distributed, counter) ----
-query = load("query")
+_, query = load("query", "query")
 for r in query:
     check(r["unit"] == "s" and r["io"] == "cache", f"query row {r}")
 got = points(query, ("workload", "threads", "distributed_pct", "counter"))
 want = {(w, 1, d, c) for w in ("drop", "reclaim-per-page") for d in (0, 100) for c in counters}
 check(set(got) == want, f"query points: missing {sorted(want - set(got))}, "
+                        f"unexpected {sorted(set(got) - want)}")
+
+# ---- query --after DRBZ: every (workload, counter, hint) at 2 touch threads ----
+aconf, after = load("after", "query")
+check(aconf.get("after") == "DRBZ" and aconf.get("hints") == ["auto", "hot"],
+      f"after: config {aconf}")
+pages = (256 << 10) // 4096
+for r in after:
+    check(r["unit"] == "s" and r["io"] == "cache", f"after row {r}")
+    check(r["after"] == "DRBZ" and r["distributed_pct"] is None, f"after row {r}")
+    if r["hint"] == "hot":  # the whole file advised Hot
+        check(r["distributed_pages"] == pages, f"after row: distributed_pages {r}")
+got = points(after, ("workload", "threads", "counter", "hint"))
+want = {(w, 2, c, h) for w in ("drop", "reclaim-per-page") for c in counters
+        for h in hints_of(c, ["auto", "hot"])}
+check(set(got) == want, f"after points: missing {sorted(want - set(got))}, "
                         f"unexpected {sorted(set(got) - want)}")
 
 
@@ -160,6 +352,30 @@ def baseline(results, r, name):
              and b["distributed_pct"] == r["distributed_pct"]]
     same = [b for b in cands if b["io"] == r["io"]]
     return (same or cands or [None])[0]
+
+
+def hot_twin(results, r):
+    """The row /hot divides by: the same counter's hint=hot row."""
+    if r["hint"] in (None, "hot"):
+        return None
+    for b in results:
+        if (b["counter"], b["experiment"], b["workload"], b["threads"], b["io"],
+                b["distributed_pct"], b["hint"]) == (r["counter"], r["experiment"], r["workload"],
+                                                     r["threads"], r["io"], r["distributed_pct"],
+                                                     "hot"):
+            return b
+    return None
+
+
+def check_ratio(name, key, what, text, b, r):
+    if b is None:
+        check(text == "-", f"{name}: {key} {what}: printed {text}, want '-'")
+        return 0
+    want = r["median"] / b["median"]
+    check(text != "-", f"{name}: {key} {what}: printed '-', want {want:.3f}")
+    check(abs(float(text) - want) <= 0.0015,
+          f"{name}: {key} {what}: printed {text}, medians give {want:.4f}")
+    return 1
 
 
 def check_tables(name, results):
@@ -174,65 +390,167 @@ def check_tables(name, results):
             continue
         experiment, workload = m.groups()
         header = lines[i + 1].split()
-        check(header[-3:] == ["/noop", "/atomic", "/pread"], f"{name}: header {header}")
-        has_io, has_pct = header[0] == "io", "dist%" in header
+        # Self-tuning columns (/hot, promo, dist) follow where some row has a hint.
+        has_tune = header[-3:] == ["/hot", "promo", "dist"]
+        ratios = header[-6:-3] if has_tune else header[-3:]
+        check(ratios == ["/noop", "/atomic", "/pread"], f"{name}: header {header}")
+        has_io, has_hint, has_pct = header[0] == "io", "hint" in header, "dist%" in header
+        check(has_tune == has_hint, f"{name}: header {header}")
         i += 2
         while i < len(lines) and lines[i].strip():
             tok = lines[i].split()
             j = 0
-            io = dist = None
+            io = hint = dist = None
             if has_io:
                 io, j = tok[j], j + 1
+            if has_hint:
+                hint, j = tok[j], j + 1
+                hint = None if hint == "-" else hint
             if has_pct:
                 dist, j = float(tok[j]), j + 1
             threads, counter = int(tok[j]), tok[j + 1]
-            key = (experiment, workload, io, dist, threads, counter)
+            key = (experiment, workload, io, hint, dist, threads, counter)
             check(key not in printed, f"{name}: row printed twice: {key}")
-            printed[key] = tok[-3:]
+            printed[key] = (tok[-6:-3], tok[-3:]) if has_tune else (tok[-3:], None)
             i += 1
     check(len(printed) == len(results), f"{name}: {len(printed)} rows printed, "
                                         f"{len(results)} in the JSON")
     compared = 0
     for r in results:
         dist = None if r["distributed_pct"] is None else float(r["distributed_pct"])
-        key = (r["experiment"], r["workload"], r["io"], dist, r["threads"], r["counter"])
+        key = (r["experiment"], r["workload"], r["io"], r["hint"], dist, r["threads"], r["counter"])
         check(key in printed, f"{name}: no printed row for {key}")
-        for text, base in zip(printed[key], ("noop", "atomic", "kernel")):
-            b = baseline(results, r, base)
-            if b is None:
-                check(text == "-", f"{name}: {key} /{base}: printed {text}, want '-'")
-                continue
-            want = r["median"] / b["median"]
-            check(text != "-", f"{name}: {key} /{base}: printed '-', want {want:.3f}")
-            check(abs(float(text) - want) <= 0.0015,
-                  f"{name}: {key} /{base}: printed {text}, medians give {want:.4f}")
-            compared += 1
+        ratios, tune = printed[key]
+        for text, base in zip(ratios, ("noop", "atomic", "kernel")):
+            compared += check_ratio(name, key, f"/{base}", text, baseline(results, r, base), r)
+        if tune is not None:
+            compared += check_ratio(name, key, "/hot", tune[0], hot_twin(results, r), r)
+            for text, k in zip(tune[1:], ("promotions", "distributed_pages")):
+                want = "-" if r[k] is None else f"{r[k]:g}"
+                check(text == want, f"{name}: {key} {k}: printed {text}, JSON {r[k]}")
     return compared
+
+
+def check_phase_table(name, results):
+    """The per-phase table after the PHASE tables: one line per phase."""
+    with open(f"{tmp}/{name}.out") as f:
+        lines = f.read().split("\n")
+    start = [i for i, l in enumerate(lines) if l.startswith("counting / PHASE per phase")]
+    check(len(start) == 1, f"{name}: {len(start)} per-phase tables printed, want 1")
+    body = []
+    for l in lines[start[0] + 2:]:
+        if not l.strip():
+            break
+        body.append(l.split())
+    want = [(r["counter"], r["hint"], r["threads"], ph["repeat"], ph["phase"], ph["workload"],
+             ph["promotions"], ph["demotions"])
+            for r in results if r["workload"] == "PHASE" for ph in r["phases"]]
+    got = [(t[0], t[1], int(t[2]), int(t[3]), int(t[4]), t[5], int(t[6]), int(t[7]))
+           for t in body]
+    check(got == want, f"{name}: per-phase table {got} != JSON {want}")
+    return len(got)
 
 
 n = check_tables("counting", counting)
 # pread and rocksdb rows must have been compared with noop/atomic too.
 check(n >= len(counting) * 3 - len(counting), f"counting: only {n} ratios compared")
-m = check_tables("query", query)
-print(f"ok: counting {len(counting)} points, query {len(query)} points, "
+m = check_tables("query", query) + check_tables("tuning", tuning) + check_tables("after", after)
+p = check_phase_table("tuning", tuning)
+print(f"ok: counting {len(counting)} points, DRBZ/PHASE {len(tuning)} points ({p} phases), "
+      f"query {len(query)} points, query --after {len(after)} points, "
       f"{n + m} printed ratios match the medians")
 PY
 
 echo "== tools/plot"
 "$plot" --help >/dev/null || fail "tools/plot --help failed"
-"$plot" -o "$tmp/png" "$tmp/counting.json" "$tmp/query.json" >"$tmp/plot.out" 2>&1 ||
+# expect_pngs DIR NAME...: tools/plot printed exactly DIR/NAME.png ..., and each is a PNG.
+expect_pngs() {
+  local dir=$1
+  shift
+  local f png magic
+  for f in "$@"; do
+    png="$dir/$f.png"
+    [[ -s $png ]] || fail "tools/plot made no $f.png"
+    magic=$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')
+    [[ $magic == 89504e470d0a1a0a ]] || fail "$f.png is not a PNG (magic $magic)"
+    grep -qx "$png" "$tmp/plot.out" || fail "tools/plot did not list $png"
+  done
+  local made
+  made=$(find "$dir" -mindepth 1 | wc -l)
+  (($# == made)) || fail "tools/plot made $made files in $dir, want $#: $(ls "$dir")"
+  echo "ok: $made PNG files: $*"
+}
+"$plot" -o "$tmp/png" "$tmp/counting.json" "$tmp/tuning.json" "$tmp/query.json" \
+  "$tmp/after.json" >"$tmp/plot.out" 2>&1 ||
   { cat "$tmp/plot.out" >&2; fail "tools/plot exited non-zero"; }
-for f in counting-DRBL counting-DRBM counting-DRBH query-threads query-ratio; do
-  png="$tmp/png/$f.png"
-  [[ -s $png ]] || fail "tools/plot made no $f.png"
-  magic=$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')
-  [[ $magic == 89504e470d0a1a0a ]] || fail "$f.png is not a PNG (magic $magic)"
-done
-echo "ok: $(ls "$tmp/png" | wc -l) PNG files"
+expect_pngs "$tmp/png" counting-DRBL counting-DRBM counting-DRBH counting-DRBZ counting-PHASE \
+  counting-DRBZ-tuning counting-PHASE-tuning query-threads query-ratio query-after-DRBZ
+
+# Files of the first schema (the ten fields only, as docs/data/) still plot,
+# and so do rows with fields tools/plot does not know (later additions).
+python3 - "$tmp" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+TEN = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
+       "median", "min", "max", "unit"]
+for name in ("counting", "query"):
+    doc = json.load(open(f"{tmp}/{name}.json"))
+    doc["results"] = [{k: r[k] for k in TEN} for r in doc["results"]]
+    json.dump(doc, open(f"{tmp}/old-{name}.json", "w"))
+doc = json.load(open(f"{tmp}/after.json"))
+for r in doc["results"]:
+    r["some_later_field"] = {"nested": [1, 2]}
+json.dump(doc, open(f"{tmp}/later-after.json", "w"))
+PY
+"$plot" -o "$tmp/png-old" "$tmp/old-counting.json" "$tmp/old-query.json" \
+  "$tmp/later-after.json" >"$tmp/plot.out" 2>&1 ||
+  { cat "$tmp/plot.out" >&2; fail "tools/plot on first-schema files exited non-zero"; }
+expect_pngs "$tmp/png-old" counting-DRBL counting-DRBM counting-DRBH query-threads query-ratio \
+  query-after-DRBZ
+
+# The series: PAYGO once per hint, the other counters as before.
+python3 - "$plot" "$tmp" "${counters[@]}" <<'PY' ||
+import importlib.machinery, importlib.util, json, sys
+sys.dont_write_bytecode = True  # no tools/__pycache__ in the source tree
+loader = importlib.machinery.SourceFileLoader("plot", sys.argv[1])
+spec = importlib.util.spec_from_loader("plot", loader)
+plot = importlib.util.module_from_spec(spec)
+loader.exec_module(plot)
+tmp, counters = sys.argv[2], sys.argv[3:]
+
+
+def labels(name, workload):
+    rows = [r for r in json.load(open(f"{tmp}/{name}.json"))["results"]
+            if r["workload"] == workload]
+    label = plot.labeller(rows)
+    return sorted({label(r) for r in rows})
+
+
+for name, w, want in (
+        ("tuning", "DRBZ", ["atomic", "kernel (pread)", "paygo (auto)", "paygo (central)",
+                            "paygo (hot)"]),
+        ("tuning", "PHASE", ["atomic", "paygo (auto)", "paygo (central)", "paygo (hot)"]),
+        ("counting", "DRBH", sorted(set(counters) - {"paygo"} | {"paygo (auto)", "kernel (pread)",
+                                                                 "rocksdb-lru", "rocksdb-hcc"})),
+        ("old-counting", "DRBH", sorted(set(counters) | {"kernel (pread)", "rocksdb-lru",
+                                                         "rocksdb-hcc"}))):
+    got = labels(name, w)
+    if got != want:
+        sys.exit(f"FAIL: tools/plot series for {name} {w}: {got}, want {want}")
+print("ok: tools/plot series: paygo per hint, old files as before")
+PY
+  fail "tools/plot's series are wrong"
 echo '{"hello": 1}' >"$tmp/not-bench.json"
 rc=0
 "$plot" -o "$tmp/png2" "$tmp/not-bench.json" >"$tmp/plot.out" 2>&1 || rc=$?
 ((rc == 2)) || fail "tools/plot on a non-bench JSON exited $rc, want 2"
 grep -q 'not a paygo-bench JSON' "$tmp/plot.out" || fail "tools/plot: no clear message: $(cat "$tmp/plot.out")"
 echo "ok: tools/plot refuses a non-bench file: $(head -n1 "$tmp/plot.out")"
+echo '{"machine": {}, "config": {}, "results": [{"experiment": "micro", "median": 1}]}' \
+  >"$tmp/short-row.json"
+rc=0
+"$plot" -o "$tmp/png3" "$tmp/short-row.json" >"$tmp/plot.out" 2>&1 || rc=$?
+((rc == 2)) || fail "tools/plot on a row without the ten fields exited $rc, want 2"
+grep -q 'ten result fields' "$tmp/plot.out" || fail "tools/plot: no clear message: $(cat "$tmp/plot.out")"
+echo "ok: tools/plot refuses a row without the ten fields: $(head -n1 "$tmp/plot.out")"
 echo "PASS"
