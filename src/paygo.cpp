@@ -125,7 +125,7 @@ Paygo::Token Paygo::get_contended(Object& o, std::uint64_t w) noexcept {
   } while (!o.word_.compare_exchange_weak(w, w + 1, std::memory_order_acquire,
                                           std::memory_order_relaxed));
   if (!(w & detail::kPinned)) note_contention(o, true);
-  return Token(&o.word_, &TokenPolicy::kCentralHome);
+  return Token(&o.word_, nullptr);
 }
 
 Paygo::Token Paygo::get_fallback(Object& o) noexcept {

@@ -159,7 +159,8 @@ class PageCache {
   PageCache& operator=(const PageCache&) = delete;
 
   Result<FileId> open(const std::string& path);
-  Result<std::size_t> read(FileId id, void* buf, std::size_t len, std::uint64_t offset);
+  PAYGO_INLINE Result<std::size_t> read(FileId id, void* buf, std::size_t len,
+                                        std::uint64_t offset);
   Result<PinnedPage> pin(FileId id, std::uint64_t page);
   Result<void> advise(FileId id, std::uint64_t offset, std::uint64_t len, Advice advice);
   Result<std::uint64_t> refresh(FileId id);

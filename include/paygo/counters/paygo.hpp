@@ -170,33 +170,33 @@ class Paygo {
     std::atomic<std::uint64_t> tune_{0};
   };
 
-  /// The token: {entry, home slot} for a distributed get, {word,
-  /// &kCentralHome} for a central one.
+  /// The token: {entry, home slot} for a distributed get, {word, nullptr}
+  /// for a central one.
   struct TokenPolicy {
     using Owner = Paygo;
     using Ptr = void*;  // PaygoEntry* or the central word
-    /// Home slot; &kCentralHome for a central token (its owner is always
-    /// nullptr, so the home-put test below needs no separate null check).
+    /// Home slot; nullptr for a central token.
     using Extra = detail::Slot*;
     /*** put: fast path ***/
     PAYGO_INLINE static void release(void* p, detail::Slot* home) noexcept {
-      // Relaxed owner check: only the owner itself can read its own tag.
-      if (home->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) [[likely]] {
+      // Central first: with self-tuning most objects are central, and one
+      // test of a register costs the distributed puts next to nothing.
+      if (home == nullptr) {
+        detail::central_put(*static_cast<std::atomic<std::uint64_t>*>(p));
+        // Relaxed owner check: only the owner itself can read its own tag.
+      } else if (home->owner.load(std::memory_order_relaxed) == detail::this_thread_tag())
+          [[likely]] {
         auto* e = static_cast<detail::PaygoEntry*>(p);
         // Home put: a plain store. Release: pairs with the acquire loads of
         // `local` in entry_count() (src/paygo.cpp) so this holder's use of
         // the object happens before a reclaim that counts it gone.
         e->local.store(e->local.load(std::memory_order_relaxed) - 1, std::memory_order_release);
-      } else if (home != &kCentralHome) {
+      } else {
         // Migration tax. Release: pairs with the acquire loads of `anchor`
         // in entry_count() and in the owner's free-entry check (claim()).
         static_cast<detail::PaygoEntry*>(p)->anchor.fetch_sub(1, std::memory_order_release);
-      } else {
-        detail::central_put(*static_cast<std::atomic<std::uint64_t>*>(p));
       }
     }
-    /// The home of every central token: never owned by any thread.
-    static inline detail::Slot kCentralHome{};
   };
   class Token : public detail::BasicToken<TokenPolicy> {
    public:
@@ -205,7 +205,7 @@ class Paygo {
     Token& operator=(Token&&) noexcept = default;
     PAYGO_INLINE ~Token() = default;  // the put: keep it in the caller's fast path
     /// True if the count went to a per-slot entry (not the central word).
-    bool distributed() const noexcept { return p_ != nullptr && x_ != &TokenPolicy::kCentralHome; }
+    bool distributed() const noexcept { return p_ != nullptr && x_ != nullptr; }
 
    private:
     friend class Paygo;
@@ -344,7 +344,7 @@ class Paygo {
       return get_contended(o, w);
     if ((w & detail::kCountMask) != 0 && !(w & detail::kPinned)) [[unlikely]]
       note_contention(o, false);
-    return Token(&o.word_, &TokenPolicy::kCentralHome);
+    return Token(&o.word_, nullptr);
   }
   /// The central CAS failed: the word changed under us (another writer, a
   /// freeze). Loops like central_tryget() and reports the retry.
@@ -354,7 +354,7 @@ class Paygo {
   Token get_slow(Object& o, std::uint64_t w0) noexcept;
   PAYGO_INLINE Token get_central(Object& o) noexcept {
     if (!detail::central_tryget(o.word_)) return {};
-    return Token(&o.word_, &TokenPolicy::kCentralHome);
+    return Token(&o.word_, nullptr);
   }
   /// A central get of a distributed object that wanted a slot entry.
   Token get_fallback(Object& o) noexcept;
