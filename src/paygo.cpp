@@ -533,8 +533,7 @@ std::size_t Paygo::sweep(std::span<Object* const> objs) {
   scan_tables(dc.objs, dc.sums.data(), nullptr);
   for (std::size_t k = 0; k < dc.objs.size(); ++k) {
     auto& o = *static_cast<Object*>(const_cast<void*>(dc.objs[k]));
-    demote(o, dc.sums[k] == 0);
-    ++n;
+    n += demote(o, dc.sums[k] == 0) ? 1 : 0;
   }
   return n;
 }
@@ -557,7 +556,7 @@ void Paygo::mark_demoted(Object& o) noexcept {
   demotions_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Paygo::demote(Object& o, bool quiet) noexcept {
+bool Paygo::demote(Object& o, bool quiet) noexcept {
   // We froze `o` (count 0, so no central token exists, and none can be
   // taken until we unfreeze); others may still flip mode bits (a hint, a
   // promotion attempt refuses FROZEN), so the word changes by CAS.
@@ -569,8 +568,14 @@ void Paygo::demote(Object& o, bool quiet) noexcept {
   // of holding a reference no mask names (docs/design.md point 9).
   // Not quiet: only DISTRIBUTED goes (new gets central, tokens drain), the
   // mask stays, no generation change needed.
-  if (quiet) o.mask_.store(0, std::memory_order_relaxed);  // published by the release CAS
   std::uint64_t w = o.word_.load(std::memory_order_relaxed);
+  if ((w & (detail::kDistributed | detail::kPinned)) != detail::kDistributed) {
+    // Pinned meanwhile, or the sweep's pick was reclaimed and revived as a
+    // new, central incarnation before we froze it: not ours to demote.
+    unfreeze(o);
+    return false;
+  }
+  if (quiet) o.mask_.store(0, std::memory_order_relaxed);  // published by the release CAS
   std::uint64_t next;
   do {
     next = w & ~(detail::kFrozen | (w & detail::kPinned ? 0 : detail::kDistributed));
@@ -581,6 +586,7 @@ void Paygo::demote(Object& o, bool quiet) noexcept {
   } while (!o.word_.compare_exchange_weak(w, next, std::memory_order_release,
                                           std::memory_order_relaxed));
   mark_demoted(o);
+  return true;
 }
 
 std::size_t Paygo::table_bytes() const noexcept {

@@ -19,17 +19,34 @@ def write(harness, name, data):
 
 
 def op(kind, thread, arg):
-    # paygo_fuzz: kind = op % 14, thread = (op >> 4) & 3. 14 * k + kind keeps
-    # the kind; the thread bits are then fixed up.
-    for b in range(256):
-        if b % 14 == kind and (b >> 4) & 3 == thread:
-            return [b, arg & 0xFF]
-    raise ValueError((kind, thread))
+    # paygo_fuzz: kind = op & 15, thread = (op >> 4) & 3.
+    assert 0 <= kind < 16 and 0 <= thread < 4
+    return [kind | (thread << 4), arg & 0xFF]
+
+
+def header(h0, local_limit=1, promote_events=1, demote_sweeps=1, inhibit=False):
+    # h0: max_slots 1 + h0 % 4, table_entries 1 << ((h0 >> 2) % 4), probe
+    # 1 + (h0 >> 4) % 3; h1: local_limit 1 + h1 % 4, promote_events
+    # 1 + (h1 >> 2) % 4, demote_sweeps 1 + (h1 >> 4) % 3, inhibit_ms 999 if
+    # bit 6 (else 0).
+    h1 = (local_limit - 1) | ((promote_events - 1) << 2) | ((demote_sweeps - 1) << 4) | \
+        (0x40 if inhibit else 0)
+    return [h0, h1]
 
 
 # ---- paygo_fuzz: header (2 bytes), then (op, arg) pairs ----
 GET, BURST, PUT_HOME, PUT_FROM, EXIT, FREEZE, UNFREEZE, RECLAIM, BATCH, RESET, HOT, COLD, PUT_OBJ = (
     0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+# HOT / COLD pin with set_distributed; with arg bit 7 (SET_MODE) with
+# set_mode(Mode::Distributed / Mode::Central). AUTO: set_mode(Mode::Auto).
+# SWEEP: 1 + (arg >> 4) % 4 sweeps of the objects in arg's low 4 bits (0: all).
+AUTO, SWEEP = 14, 15
+SET_MODE = 0x80
+
+
+def sweep(objs_mask, times=1):
+    return op(SWEEP, 0, (objs_mask & 15) | ((times - 1) << 4))
+
 
 seeds = {}
 # Central tokens, freeze refused, reclaim after the puts, reset.
@@ -55,6 +72,31 @@ seeds["batch"] = [0x06, 0x01] + op(HOT, 0, 0) + op(HOT, 0, 3) + op(GET, 0, 0) + 
 seeds["flip"] = [0x25, 0x02] + op(GET, 0, 1) + op(HOT, 1, 1) + op(GET, 0, 1) + op(COLD, 1, 1) + \
     op(GET, 2, 1) + op(FREEZE, 3, 1) + op(PUT_HOME, 0, 0) + op(FREEZE, 3, 1) + \
     op(PUT_HOME, 0, 0) + op(PUT_HOME, 0, 0) + op(FREEZE, 3, 1) + op(UNFREEZE, 3, 1)
+# Self-tuning: promotion by two threads' votes (promote_events 1), a sweep
+# that demotes with central tokens live (no freeze), promotion again, a
+# quiet demotion (freeze, scan, mask cleared), then the object is central.
+seeds["promote_demote"] = header(0x0F) + op(GET, 0, 0) + op(GET, 1, 0) + op(GET, 2, 0) + \
+    op(GET, 3, 0) + op(GET, 3, 0) + sweep(0, 2) + op(GET, 1, 0) + op(PUT_OBJ, 0, 0) + \
+    op(GET, 0, 0) + op(GET, 1, 0) + op(GET, 2, 0) + op(GET, 3, 0) + op(PUT_OBJ, 2, 0) + \
+    sweep(1, 3) + op(GET, 2, 0) + op(PUT_OBJ, 1, 0) + op(RECLAIM, 3, 0) + op(RESET, 3, 0) + \
+    op(GET, 0, 0)
+# Demotion with a distributed token live (the freeze succeeds, the scan finds
+# it: DISTRIBUTED cleared, mask kept), a remote put, then reclaim and reset.
+seeds["demote_busy"] = header(0x0F, demote_sweeps=2) + op(GET, 0, 1) + op(GET, 1, 1) + \
+    op(GET, 2, 1) + op(PUT_OBJ, 0, 1) + op(GET, 3, 1) + sweep(2, 4) + op(FREEZE, 1, 1) + \
+    op(PUT_FROM, 1, 0) + op(UNFREEZE, 1, 1) + op(GET, 2, 1) + op(PUT_OBJ, 3, 1) + \
+    op(BATCH, 0, 0x0F) + op(RESET, 0, 1) + op(GET, 1, 1) + sweep(0, 4)
+# Pins and un-pins: pinned central under contention (no promotion, central
+# tokens only), pinned distributed through sweeps (never demoted), handed
+# back with set_mode(Auto) with tokens of both kinds live, promoted again,
+# inhibit_ms 999 after a demotion.
+seeds["pin_modes"] = header(0x0F, promote_events=2, inhibit=True) + \
+    op(COLD, 0, 2 | SET_MODE) + op(GET, 0, 2) + op(GET, 1, 2) + op(GET, 2, 2) + op(GET, 3, 2) + \
+    op(HOT, 1, 3) + op(GET, 0, 3) + op(GET, 1, 3) + sweep(0, 4) + op(AUTO, 2, 3) + \
+    op(AUTO, 2, 2) + op(GET, 0, 2) + op(GET, 1, 2) + op(GET, 2, 2) + op(GET, 3, 2) + \
+    op(GET, 0, 2) + op(GET, 1, 2) + op(HOT, 3, 2 | SET_MODE) + op(GET, 2, 2) + op(AUTO, 3, 2) + \
+    op(PUT_OBJ, 0, 2) + op(PUT_OBJ, 0, 3) + op(BURST, 0, 3) + op(BURST, 1, 3) + sweep(0, 4) + \
+    op(BURST, 2, 3) + op(BURST, 3, 3) + sweep(0, 4) + op(COLD, 0, 3) + op(PUT_OBJ, 1, 3)
 rng = random.Random(1)
 for i in range(4):
     seeds["random%d" % i] = [rng.randrange(256) for _ in range(2 + 2 * 120)]

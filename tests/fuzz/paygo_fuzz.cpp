@@ -6,11 +6,21 @@
 // always runs the same way. Thread exits (slot retirement) and fresh threads
 // (adoption) are operations too. After every operation the counter is
 // compared with a reference model: the exact number of live tokens of each
-// object, which objects are frozen or dead, and which tokens are central.
+// object, which objects are frozen or dead, which tokens are central, and
+// each object's mode: automatic (self-tuning: a get may promote it, a sweep
+// may demote it, nothing else changes its DISTRIBUTED bit but set_mode(Auto)
+// and reset(), which make it central), pinned distributed or pinned central
+// (never changes by itself; a pinned-central object never hands out a
+// distributed token, nor does an automatic one that was central when the get
+// began). tune_stats()' promotions, demotions and sweeps must match the
+// transitions seen and the sweeps done. Sweeps run on the driving thread
+// (one sweeper: sweeps of one object never overlap).
 //
-// Input layout: 2 header bytes (max_slots 1..4, table_entries 1/2/4/8, probe
-// 1..3, local_limit 1..4; group_size is always 1), then 2 bytes per op:
-//   op byte: kind = op % 14, thread = (op >> 4) & 3;  arg byte.
+// Input layout: 2 header bytes (h0: max_slots 1..4, table_entries 1/2/4/8,
+// probe 1..3; h1: local_limit 1..4, promote_events 1..4, demote_sweeps
+// 1..3, inhibit_ms 0 or 999; group_size is always 1, promote_window_us
+// 10 s), then 2 bytes per op:
+//   op byte: kind = op & 15, thread = (op >> 4) & 3;  arg byte.
 #include <array>
 #include <condition_variable>
 #include <cstdint>
@@ -84,11 +94,33 @@ constexpr int kObjects = 4;
 constexpr std::size_t kMaxTokens = 48;
 constexpr int kMaxOps = 400;
 
+using paygo::Mode;
+
+const char* mode_name(Mode m) {
+  switch (m) {
+    case Mode::Distributed:
+      return "pinned distributed";
+    case Mode::Central:
+      return "pinned central";
+    default:
+      return "automatic";
+  }
+}
+
 struct ModelObj {
   std::int64_t count = 0;  // live tokens
   bool frozen = false;     // frozen by a try_freeze of the harness
   bool dead = false;
-  bool hot = false;
+  Mode mode = Mode::Auto;  // what the harness set (Auto: self-tuning)
+  bool dist = false;       // distributed() as last seen (exact when pinned)
+};
+
+/// What the current step may do to the DISTRIBUTED bit of an automatic
+/// object (the model's allowed transitions).
+enum : std::uint8_t {
+  kMayPromote = 1,   // a central get of this step: false -> true
+  kMayDemote = 2,    // a sweep of this step: true -> false
+  kMustCentral = 4,  // set_mode(Auto) / reset(): false afterwards
 };
 
 struct Tok {
@@ -123,6 +155,10 @@ struct Harness {
   std::vector<Tok> tokens;
   std::array<std::unique_ptr<Worker>, kThreads> workers;
   Trace trace;
+  std::array<std::uint8_t, kObjects> allow{};  // this step's transitions
+  std::uint64_t sweeps = 0;                    // sweep() calls made
+  std::uint64_t step_demoted = 0;              // what this step's sweeps returned
+  paygo::TuneStats last{};                     // tune_stats() after the last step
 
   std::int64_t central_tokens(int o) const {
     std::int64_t n = 0;
@@ -132,6 +168,8 @@ struct Harness {
 
   void get(int th, int o) {
     ModelObj& m = model[o];
+    // Sequential: exact, the mode this get starts from.
+    const bool dist_before = counter.distributed(objs[o]);
     Paygo::Token t;
     workers[th]->run([&] { t = counter.get(objs[o]); });
     const bool expect = !m.frozen && !m.dead;
@@ -141,7 +179,15 @@ struct Harness {
                       ")");
     }
     if (!t) return;
-    if (!m.hot && t.distributed()) trace.fail_with("cold object got a distributed token");
+    if (t.distributed() && m.mode == Mode::Central) {
+      trace.fail_with("pinned-central object " + std::to_string(o) + " got a distributed token");
+    }
+    if (t.distributed() && !dist_before) {
+      trace.fail_with(std::string(mode_name(m.mode)) + " object " + std::to_string(o) +
+                      " got a distributed token while central (not promoted)");
+    }
+    // Only a central get of an automatic object records contention.
+    if (!t.distributed() && m.mode == Mode::Auto) allow[o] |= kMayPromote;
     ++m.count;
     if (tokens.size() >= kMaxTokens) {
       put_at(0, th);
@@ -179,14 +225,37 @@ struct Harness {
 
   // After every step: the counter agrees with the model.
   void check() {
+    std::uint64_t promoted = 0, demoted = 0;
     for (int o = 0; o < kObjects; ++o) {
-      const ModelObj& m = model[o];
+      ModelObj& m = model[o];
       if (counter.frozen(objs[o]) != (m.frozen || m.dead)) {
         trace.fail_with("object " + std::to_string(o) + ": frozen() disagrees with the model");
       }
-      if (counter.distributed(objs[o]) != m.hot) {
-        trace.fail_with("object " + std::to_string(o) + ": distributed() disagrees");
+      if (counter.mode(objs[o]) != m.mode) {
+        trace.fail_with("object " + std::to_string(o) + ": mode() is " +
+                        mode_name(counter.mode(objs[o])) + ", the model says " + mode_name(m.mode));
       }
+      const bool d = counter.distributed(objs[o]);
+      if (m.mode != Mode::Auto) {
+        if (d != (m.mode == Mode::Distributed)) {
+          trace.fail_with("object " + std::to_string(o) + " (" + mode_name(m.mode) +
+                          "): distributed() disagrees");
+        }
+      } else if ((allow[o] & kMustCentral) && d) {
+        trace.fail_with("automatic object " + std::to_string(o) +
+                        " still distributed after set_mode(Auto) or reset()");
+      } else if (d && !m.dist && !(allow[o] & kMayPromote)) {
+        trace.fail_with("automatic object " + std::to_string(o) +
+                        " became distributed without a central get");
+      } else if (!d && m.dist && !(allow[o] & (kMayDemote | kMustCentral))) {
+        trace.fail_with("automatic object " + std::to_string(o) +
+                        " became central without a sweep, set_mode(Auto) or reset()");
+      } else {
+        promoted += (d && !m.dist) ? 1 : 0;
+        demoted += (!d && m.dist && (allow[o] & kMayDemote)) ? 1 : 0;
+      }
+      m.dist = d;
+      allow[o] = 0;
       if (m.dead) continue;
       // Nothing runs concurrently, so both are exact here; query() is the
       // contract's exact answer while frozen.
@@ -196,10 +265,40 @@ struct Harness {
                         std::to_string(q) + " != live tokens " + std::to_string(m.count));
       }
     }
+    // The statistics: each promotion and demotion is one transition seen
+    // here (a sweep's demotion clears DISTRIBUTED of an automatic object;
+    // set_mode(Auto) and reset() are not demotions), sweeps are ours.
+    const paygo::TuneStats now = counter.tune_stats();
+    if (now.promotions - last.promotions != promoted) {
+      trace.fail_with("tune_stats().promotions grew by " +
+                      std::to_string(now.promotions - last.promotions) + "; " +
+                      std::to_string(promoted) + " objects became distributed");
+    }
+    if (now.demotions - last.demotions != step_demoted || step_demoted != demoted) {
+      trace.fail_with("tune_stats().demotions grew by " +
+                      std::to_string(now.demotions - last.demotions) + ", sweep() returned " +
+                      std::to_string(step_demoted) + ", " + std::to_string(demoted) +
+                      " objects became central in sweeps");
+    }
+    if (now.sweeps != sweeps) trace.fail_with("tune_stats().sweeps != sweep() calls");
+    last = now;
+    step_demoted = 0;
+  }
+
+  void set_mode(int th, int o, Mode mode, bool hint) {
+    workers[th]->run([&] {
+      if (hint && mode != Mode::Auto) {
+        counter.set_distributed(objs[o], mode == Mode::Distributed);
+      } else {
+        counter.set_mode(objs[o], mode);
+      }
+    });
+    model[o].mode = mode;
+    if (mode == Mode::Auto) allow[o] |= kMustCentral;
   }
 
   void step(std::uint8_t op, std::uint8_t arg) {
-    const int kind = op % 14;
+    const int kind = op & 15;
     const int th = (op >> 4) & 3;
     const int o = arg % kObjects;
     trace.add("op " + std::to_string(kind) + " thread " + std::to_string(th) + " arg " +
@@ -278,14 +377,31 @@ struct Harness {
           m.dead = false;
           m.frozen = false;
           m.count = 0;
+          allow[o] |= kMustCentral;  // automatic: central again (pinned: kept)
         }
         break;
       }
-      case 11:
-      case 12: {
-        const bool on = kind == 11;
-        workers[th]->run([&] { counter.set_distributed(objs[o], on); });
-        model[o].hot = on;
+      case 11:  // pin: the hint (set_distributed) or set_mode, by arg's bit 7
+      case 12:
+        set_mode(th, o, kind == 11 ? Mode::Distributed : Mode::Central, (arg & 0x80) == 0);
+        break;
+      case 14:  // hand the object back to self-tuning
+        set_mode(th, o, Mode::Auto, false);
+        break;
+      case 15: {  // 1-4 sweeps over the objects in arg's low bits (0: all), here
+        std::vector<Paygo::Object*> batch;
+        for (int k = 0; k < kObjects; ++k) {
+          if ((arg & 15) == 0 || ((arg >> k) & 1)) {
+            batch.push_back(&objs[k]);
+            allow[k] |= kMayDemote;
+          }
+        }
+        for (int r = 0; r <= (arg >> 4) % 4; ++r) {
+          const std::size_t n = counter.sweep(batch);
+          ++sweeps;
+          if (n > batch.size()) trace.fail_with("sweep() returned more than its objects");
+          step_demoted += n;
+        }
         break;
       }
       case 13:  // put everything of one object from the named thread
@@ -311,11 +427,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.table_entries = 1U << ((h0 >> 2) % 4);
   o.probe = 1 + (h0 >> 4) % 3;
   o.local_limit = 1 + h1 % 4;
+  o.promote_events = 1 + (h1 >> 2) % 4;
+  o.demote_sweeps = 1 + (h1 >> 4) % 3;
+  o.inhibit_ms = (h1 & 0x40) != 0 ? 999 : 0;
+  // Long enough that the outcome does not depend on timing (within one
+  // input); the model allows either outcome anyway.
+  o.promote_window_us = 10'000'000;
   o.group_size = 1;
   Harness h(o);
   h.trace.add("options: max_slots " + std::to_string(o.max_slots) + ", table_entries " +
               std::to_string(o.table_entries) + ", probe " + std::to_string(o.probe) +
-              ", local_limit " + std::to_string(o.local_limit));
+              ", local_limit " + std::to_string(o.local_limit) + ", promote_events " +
+              std::to_string(o.promote_events) + ", demote_sweeps " +
+              std::to_string(o.demote_sweeps) + ", inhibit_ms " + std::to_string(o.inhibit_ms));
   for (int n = 0; n < kMaxOps && !in.empty(); ++n) {
     const std::uint8_t op = in.u8();
     const std::uint8_t arg = in.u8();

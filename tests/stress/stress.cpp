@@ -18,6 +18,30 @@
 // point, every live object's freeze + query (approx where the freeze is
 // refused because central references are held) must equal its shadow count.
 //
+// Modes (PAYGO, a self-tuning counter): the reclaimer is the only thread that
+// pins or un-pins (set_distributed / set_mode) and it keeps a record of each
+// object's pin, published like a seqlock; checked all the time:
+//   * a pinned object's mode() (and distributed()) is the one it was pinned
+//     to, whenever the reclaimer or a quiescent check looks: a pinned-
+//     distributed object is never demoted, a pinned-central one never
+//     promoted;
+//   * a get on an object that was pinned central before the get, and still
+//     is after it (same record version), never returns a distributed token.
+//
+// Phased mode (--phased, PAYGO only): objects start automatic (Mode::Auto)
+// and the self-tuning options are set so that mode changes really happen
+// (--promote-events, --promote-window-us, --demote-sweeps, --inhibit-ms).
+// Time is cut into phases of random length around --phase-ms, hot and cold
+// alternating: in hot phases every worker gets only the --shared first
+// objects (contention: promotions), in cold phases each worker gets only
+// its own objects (so the shared ones go quiet: demotions). One sweeper
+// thread calls sweep() over all objects all the time; the reclaimer runs as
+// always, and every ~250 us pins a random automatic object (distributed or
+// central; a quarter of the tries on the shared ones) or hands a pinned one
+// back (Mode::Auto), so most objects stay automatic. The run FAILS unless it
+// saw promotions > 0 and demotions > 0; the sweeper's sweeps and the
+// demotions its sweep() calls returned must equal tune_stats()' counts.
+//
 // Cache phase (--cache): T readers read random ranges and pin pages of a few
 // temp files and check every byte against the file's pattern, and hand
 // pinned pages to each other (the receiver checks the bytes again and
@@ -25,16 +49,19 @@
 // advises (hot sections come and go, so pins are both central and
 // distributed); the capacity is small, so pages are evicted all the time.
 //
-// Prints one final line (operations, violations); exits 1 on any violation,
-// after printing the first one.
+// Prints one final line (operations, self-tuning counts, violations); exits 1
+// on any violation, after printing the first one.
+#include <algorithm>
 #include <barrier>
 #include <chrono>
+#include <concepts>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -61,6 +88,32 @@ struct Config {
   bool cache = false;
   unsigned max_slots = 0;
   bool tight = false;
+  // --phased and the self-tuning options (-1: the phased default if
+  // --phased, else the library's default).
+  bool phased = false;
+  unsigned phase_ms = 20;
+  unsigned shared = 4;
+  unsigned sweep_us = 0;
+  long promote_events = -1;
+  long promote_window_us = -1;
+  long demote_sweeps = -1;
+  long inhibit_ms = -1;
+};
+
+/// Counters that tune themselves (Paygo): modes, sweep, tune_stats.
+template <class C>
+inline constexpr bool kSelfTuning = requires(C& c, typename C::Object& o,
+                                             std::span<typename C::Object* const> objs) {
+  c.set_mode(o, paygo::Mode::Auto);
+  { c.mode(o) } -> std::same_as<paygo::Mode>;
+  { c.sweep(objs) } -> std::same_as<std::size_t>;
+  { c.tune_stats() } -> std::same_as<paygo::TuneStats>;
+  { c.distributed(o) } -> std::same_as<bool>;
+};
+/// Tokens that tell which path they took (Paygo).
+template <class C>
+inline constexpr bool kTokenKind = requires(const typename C::Token& t) {
+  { t.distributed() } -> std::same_as<bool>;
 };
 
 // ---- violations --------------------------------------------------------------
@@ -83,7 +136,16 @@ struct Stats {
   std::uint64_t gets = 0, failed_gets = 0, puts = 0, migrations = 0, reclaims = 0, reclaimed = 0,
                 batches = 0, resets = 0, flips = 0, queries = 0, checks = 0;
   std::uint64_t reads = 0, pins = 0, pin_migrations = 0, drops = 0, advises = 0, bytes_checked = 0;
+  // Modes: distributed tokens handed out, pins and un-pins by the reclaimer,
+  // the sweeper's sweeps and the demotions they returned, phases seen.
+  std::uint64_t dist_gets = 0, mode_pins = 0, mode_unpins = 0, sweeps = 0, swept = 0, phases = 0;
   void add(const Stats& o) {
+    dist_gets += o.dist_gets;
+    mode_pins += o.mode_pins;
+    mode_unpins += o.mode_unpins;
+    sweeps += o.sweeps;
+    swept += o.swept;
+    phases = std::max(phases, o.phases);
     gets += o.gets;
     failed_gets += o.failed_gets;
     puts += o.puts;
@@ -122,6 +184,16 @@ std::unique_ptr<C> make_counter(const Config& cfg) {
         o.local_limit = 3;
         o.group_size = 1;
       }
+      // Phased: promote after 2 contended gets within 50 ms, demote after 2
+      // quiet sweeps, inhibit re-promotion for 1 ms only, so that every hot
+      // phase can promote and every cold phase demote.
+      const auto pick = [&](long v, long phased_default, std::uint32_t lib) {
+        return static_cast<std::uint32_t>(v >= 0 ? v : cfg.phased ? phased_default : lib);
+      };
+      o.promote_events = pick(cfg.promote_events, 2, o.promote_events);
+      o.promote_window_us = pick(cfg.promote_window_us, 50000, o.promote_window_us);
+      o.demote_sweeps = pick(cfg.demote_sweeps, 2, o.demote_sweeps);
+      o.inhibit_ms = pick(cfg.inhibit_ms, 1, o.inhibit_ms);
     }
     return std::make_unique<C>(o);
   } else {
@@ -145,7 +217,39 @@ struct Obj {
   /// reset() (whose release publishes it to the next successful get);
   /// relaxed everywhere for that reason.
   std::atomic<std::uint64_t> payload{0};
+  /// The reclaimer's record of the pin (the only thread that pins): bits
+  /// 0..1 kPinAuto/kPinCentral/kPinDistributed, bit 2 kPinChanging while a
+  /// change is under way, bits 3.. a version bumped by every change. See
+  /// CounterPhase::change_mode() for the ordering.
+  std::atomic<std::uint32_t> pin{0};
 };
+
+constexpr std::uint32_t kPinAuto = 0, kPinCentral = 1, kPinDistributed = 2, kPinModeMask = 3,
+                        kPinChanging = 4, kPinVersion = 8;
+
+const char* pin_name(std::uint32_t p) {
+  switch (p & kPinModeMask) {
+    case kPinCentral:
+      return "pinned central";
+    case kPinDistributed:
+      return "pinned distributed";
+    default:
+      return "automatic";
+  }
+}
+
+/// Phase k's length in ns (k even: hot): a deterministic function of the
+/// seed, so every thread walks the same schedule on its own. Uniform in
+/// [phase_ms / 4, 7 phase_ms / 4] (at least 1 ms).
+std::int64_t phase_len_ns(const Config& cfg, std::uint64_t k) {
+  std::uint64_t x = cfg.seed * 0x9E3779B97F4A7C15ULL + k + 1;  // splitmix64
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  const std::int64_t lo = std::max<std::int64_t>(1'000'000, std::int64_t{cfg.phase_ms} * 250'000);
+  const std::int64_t span = std::max<std::int64_t>(1, std::int64_t{cfg.phase_ms} * 1'500'000);
+  return lo + static_cast<std::int64_t>(x % static_cast<std::uint64_t>(span));
+}
 
 template <class C>
 struct Held {
@@ -162,7 +266,10 @@ class CounterPhase {
     std::mt19937_64 rng(cfg.seed);
     for (unsigned i = 0; i < cfg.objects; ++i) {
       objs_.push_back(std::make_unique<Obj<C>>(*counter_));
-      counter_->set_distributed(objs_.back()->hdr, (rng() & 1) != 0);
+      if (cfg.phased) continue;  // automatic, as a new object is
+      const bool on = (rng() & 1) != 0;
+      counter_->set_distributed(objs_.back()->hdr, on);
+      objs_.back()->pin.store(on ? kPinDistributed : kPinCentral, std::memory_order_relaxed);
     }
     dead_.assign(cfg.objects, 0);
     inc_.assign(cfg.objects, 0);
@@ -170,15 +277,21 @@ class CounterPhase {
 
   Stats run() {
     const auto sync_done = [this]() noexcept { quiescent_check(); };
-    std::barrier sync(static_cast<std::ptrdiff_t>(cfg_.threads + 1), sync_done);
+    const unsigned helpers = cfg_.phased ? 2 : 1;  // the reclaimer (and the sweeper)
+    std::barrier sync(static_cast<std::ptrdiff_t>(cfg_.threads + helpers), sync_done);
     next_sync_ns_.store(ns_from_now(100), std::memory_order_relaxed);
-    std::vector<Stats> stats(cfg_.threads + 1);
+    start_ns_ = ns_from_now(0);
+    std::vector<Stats> stats(cfg_.threads + helpers);
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < cfg_.threads; ++i) {
       threads.emplace_back([&, i] { worker(i, sync, stats[i]); });
     }
     threads.emplace_back([&] { reclaimer(sync, stats[cfg_.threads]); });
+    if constexpr (kSelfTuning<C>) {
+      if (cfg_.phased) threads.emplace_back([&] { sweeper(sync, stats[cfg_.threads + 1]); });
+    }
     for (auto& t : threads) t.join();
+    for (std::size_t i = 0; i < objs_.size(); ++i) check_mode(i, "at the end");
     // Everything was put by the workers; every object must now be free.
     for (std::size_t i = 0; i < objs_.size(); ++i) {
       Obj<C>& ob = *objs_[i];
@@ -193,8 +306,28 @@ class CounterPhase {
     Stats total;
     for (auto& s : stats) total.add(s);
     total.checks = checks_;
+    if constexpr (kSelfTuning<C>) {
+      tune_ = counter_->tune_stats();
+      if (cfg_.phased) {
+        // Only the sweeper sweeps, and only sweep() demotes.
+        if (tune_.sweeps != total.sweeps || tune_.demotions != total.swept) {
+          violation("tune_stats() says " + std::to_string(tune_.sweeps) + " sweeps and " +
+                    std::to_string(tune_.demotions) + " demotions; the sweeper made " +
+                    std::to_string(total.sweeps) + " sweeps that returned " +
+                    std::to_string(total.swept) + " demotions");
+        }
+        // The point of --phased: the mode changes must have happened.
+        if (tune_.promotions == 0 || tune_.demotions == 0) {
+          violation("phased run without mode changes: promotions " +
+                    std::to_string(tune_.promotions) + ", demotions " +
+                    std::to_string(tune_.demotions) + " (both must be > 0)");
+        }
+      }
+    }
     return total;
   }
+
+  paygo::TuneStats tune() const { return tune_; }
 
  private:
   static std::int64_t ns_from_now(int ms) {
@@ -212,6 +345,7 @@ class CounterPhase {
   void quiescent_check() {
     ++checks_;
     for (std::size_t i = 0; i < objs_.size(); ++i) {
+      check_mode(i, "at a quiescent check");
       Obj<C>& ob = *objs_[i];
       const std::int64_t shadow = ob.shadow.load(std::memory_order_relaxed);
       if (dead_[i]) {
@@ -240,6 +374,78 @@ class CounterPhase {
     const bool over = Clock::now() >= end_ || g_stop_on_violation.load(std::memory_order_relaxed);
     stop_ = over;  // read by every thread after the barrier (which orders it)
     next_sync_ns_.store(ns_from_now(100), std::memory_order_relaxed);
+  }
+
+  /// A pinned object is in the mode it was pinned to. Called by the
+  /// reclaimer (the only pinner) and at quiescent points: nothing else may
+  /// change a pinned mode (promotion and demotion leave pinned objects
+  /// alone; reset() keeps the pin).
+  void check_mode(std::size_t i, const char* when) {
+    if constexpr (kSelfTuning<C>) {
+      Obj<C>& ob = *objs_[i];
+      const std::uint32_t p = ob.pin.load(std::memory_order_relaxed) & kPinModeMask;
+      const paygo::Mode m = counter_->mode(ob.hdr);
+      const bool d = counter_->distributed(ob.hdr);
+      const bool ok = p == kPinCentral       ? m == paygo::Mode::Central && !d
+                      : p == kPinDistributed ? m == paygo::Mode::Distributed && d
+                                             : m == paygo::Mode::Auto;
+      if (!ok) {
+        violation("object " + std::to_string(i) + " was " + pin_name(p) + " but " + when +
+                  " mode() is " +
+                  (m == paygo::Mode::Auto      ? "Auto"
+                   : m == paygo::Mode::Central ? "Central"
+                                               : "Distributed") +
+                  " and distributed() " + (d ? "true" : "false"));
+      }
+    }
+  }
+
+  /// Pin (kPinCentral / kPinDistributed) or un-pin (kPinAuto), reclaimer
+  /// only. The record is a seqlock: kPinChanging (relaxed store), a fence,
+  /// the mode change, then the next version (release). A worker that read a
+  /// stable kPinCentral (acquire) before its get and reads the same record
+  /// after it (behind light_fence(), which pairs with our heavy_fence()) knew
+  /// the object pinned central for the whole get: a distributed token then is
+  /// a bug. If its get saw any mode write of this change, the fences make it
+  /// see kPinChanging or later. Only a change away from kPinCentral needs the
+  /// fence (the check is about pinned-central objects).
+  void change_mode(std::size_t i, std::uint32_t to, Stats& st) {
+    Obj<C>& ob = *objs_[i];
+    check_mode(i, "before a mode change");
+    const std::uint32_t p = ob.pin.load(std::memory_order_relaxed);  // only we write it
+    if ((p & kPinModeMask) == kPinCentral) {
+      ob.pin.store(p | kPinChanging, std::memory_order_relaxed);
+      paygo::heavy_fence();
+    }
+    if (to != kPinAuto) {
+      counter_->set_distributed(ob.hdr, to == kPinDistributed);  // the pinning hint
+    } else if constexpr (kSelfTuning<C>) {
+      counter_->set_mode(ob.hdr, paygo::Mode::Auto);
+    }
+    ob.pin.store(((p & ~(kPinVersion - 1)) + kPinVersion) | to, std::memory_order_release);
+    ++(to == kPinAuto ? st.mode_unpins : st.mode_pins);
+    ++st.flips;
+    check_mode(i, "right after the mode change");
+  }
+
+  /// Walks the phase schedule (phase_len_ns()) up to now: k even is hot.
+  struct PhaseCursor {
+    std::uint64_t k = 0;
+    std::int64_t end_ns = 0;
+  };
+  bool hot_now(PhaseCursor& pc) const {
+    const std::int64_t now = ns_from_now(0);
+    if (pc.end_ns == 0) pc.end_ns = start_ns_ + phase_len_ns(cfg_, 0);
+    while (now >= pc.end_ns) pc.end_ns += phase_len_ns(cfg_, ++pc.k);
+    return (pc.k & 1) == 0;
+  }
+  /// The object of a worker's next get: any (not phased), a shared one (hot
+  /// phase: [0, shared)), or one of its own (cold: shared + me + k threads).
+  Obj<C>& pick(unsigned me, bool hot, std::mt19937_64& rng) {
+    if (!cfg_.phased) return *objs_[rng() % objs_.size()];
+    if (hot) return *objs_[rng() % cfg_.shared];
+    const std::size_t own = (objs_.size() - cfg_.shared - me + cfg_.threads - 1) / cfg_.threads;
+    return *objs_[cfg_.shared + me + (rng() % own) * cfg_.threads];
   }
 
   void check_held(const Held<C>& h, const char* when) {
@@ -276,17 +482,34 @@ class CounterPhase {
   void worker(unsigned me, Barrier& sync, Stats& st) {
     std::mt19937_64 rng(cfg_.seed * 1000003 + me + 1);
     std::vector<Held<C>> held;
+    PhaseCursor pc;
     for (;;) {
+      const bool hot = cfg_.phased && hot_now(pc);
       for (int k = 0; k < 64; ++k) {
         const auto r = rng() % 100;
         if (r < 35 || held.empty()) {
-          Obj<C>& ob = *objs_[rng() % objs_.size()];
+          Obj<C>& ob = pick(me, hot, rng);
+          // Acquire: pairs with change_mode()'s release (see there).
+          const std::uint32_t pin0 = ob.pin.load(std::memory_order_acquire);
           typename C::Token t = counter_->get(ob.hdr);
           if (!t) {
             ++st.failed_gets;  // frozen or dead right now
             continue;
           }
           ++st.gets;
+          if constexpr (kTokenKind<C>) {
+            if (t.distributed()) {
+              ++st.dist_gets;
+              if (pin0 == (pin0 & ~kPinChanging) && (pin0 & kPinModeMask) == kPinCentral) {
+                paygo::light_fence();  // pairs with heavy_fence() in change_mode()
+                if (ob.pin.load(std::memory_order_relaxed) == pin0) {
+                  violation("object " + std::to_string(index_of(&ob)) +
+                            ", pinned central for the whole get, handed out a distributed "
+                            "token");
+                }
+              }
+            }
+          }
           const std::uint64_t p = ob.payload.load(std::memory_order_relaxed);
           if (p == kPoison) {
             violation("get succeeded on dead object " + std::to_string(index_of(&ob)));
@@ -337,6 +560,7 @@ class CounterPhase {
         if (stop_) break;
       }
     }
+    st.phases = pc.k + 1;
     // Wind down: release what we hold, then (after everyone stopped taking
     // from mailboxes) what was sent to us.
     for (auto& h : held) put(h, st);
@@ -364,7 +588,26 @@ class CounterPhase {
     std::vector<typename C::Object*> batch;
     std::vector<std::size_t> batch_idx;
     std::unique_ptr<bool[]> dead(new bool[16]);
+    std::int64_t next_mode_ns = 0;
     for (;;) {
+      if (cfg_.phased) {
+        // Every 250 us or so (while this thread runs): pin an automatic
+        // object (1 in 4 tries; half central, half distributed) or hand a
+        // pinned one back, so that about a fifth of the objects are pinned
+        // at any time. A quarter of the tries are on the shared objects:
+        // pins that race with their promotions and demotions.
+        const std::int64_t now = ns_from_now(0);
+        if (now >= next_mode_ns) {
+          next_mode_ns = now + static_cast<std::int64_t>(rng() % 500'000);
+          const std::size_t i = rng() % (rng() % 4 == 0 ? cfg_.shared : objs_.size());
+          const std::uint32_t p = objs_[i]->pin.load(std::memory_order_relaxed) & kPinModeMask;
+          if (p != kPinAuto) {
+            change_mode(i, kPinAuto, st);
+          } else if (rng() % 4 == 0) {
+            change_mode(i, (rng() & 1) != 0 ? kPinDistributed : kPinCentral, st);
+          }
+        }
+      }
       for (int k = 0; k < 16; ++k) {
         const std::size_t i = rng() % objs_.size();
         Obj<C>& ob = *objs_[i];
@@ -403,9 +646,8 @@ class CounterPhase {
           dead_[i] = 0;
           counter_->reset(ob.hdr);
           ++st.resets;
-        } else if (r < 88) {
-          counter_->set_distributed(ob.hdr, (rng() & 1) != 0);
-          ++st.flips;
+        } else if (r < 88 && !cfg_.phased) {
+          change_mode(i, (rng() & 1) != 0 ? kPinDistributed : kPinCentral, st);
         } else {
           // A frozen query races only with puts (gets fail): it may
           // overcount, never count less than the tokens still live after it.
@@ -430,6 +672,35 @@ class CounterPhase {
     sync.arrive_and_wait();  // the workers' wind-down
   }
 
+  /// --phased: the one thread that sweeps (sweeps of one object must not
+  /// overlap), over all objects, all the time (or every --sweep-us).
+  template <class Barrier>
+  void sweeper(Barrier& sync, Stats& st) {
+    if constexpr (kSelfTuning<C>) {
+      std::vector<typename C::Object*> all;
+      for (auto& ob : objs_) all.push_back(&ob->hdr);
+      for (;;) {
+        for (int k = 0; k < 8; ++k) {
+          const std::size_t n = counter_->sweep(all);
+          ++st.sweeps;
+          st.swept += n;
+          if (n > all.size()) violation("sweep() returned " + std::to_string(n) + " demotions");
+          if (cfg_.sweep_us != 0) {
+            std::this_thread::sleep_for(std::chrono::microseconds(cfg_.sweep_us));
+          }
+        }
+        if (sync_due()) {
+          sync.arrive_and_wait();
+          if (stop_) break;
+        }
+      }
+      sync.arrive_and_wait();  // the workers' wind-down
+    } else {
+      (void)sync;
+      (void)st;
+    }
+  }
+
   struct Mailbox {
     std::mutex mu;
     std::vector<Held<C>> items;
@@ -443,6 +714,8 @@ class CounterPhase {
   std::vector<char> dead_;                     // reclaimer-owned; read at the barrier
   std::vector<std::uint64_t> inc_;             // reclaimer-owned
   std::atomic<std::int64_t> next_sync_ns_{0};  // relaxed: a deadline hint
+  std::int64_t start_ns_ = 0;                  // written before the threads start
+  paygo::TuneStats tune_{};                    // after the join
   bool stop_ = false;                          // written at the barrier, read after it
   std::uint64_t checks_ = 0;                   // written at the barrier
 };
@@ -645,7 +918,13 @@ int run(const Config& cfg) {
   const auto total =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.seconds));
   const auto counter_end = start + (cfg.cache ? total / 2 : total);
-  Stats st = CounterPhase<C>(cfg, counter_end).run();
+  paygo::TuneStats tune{};
+  Stats st;
+  {
+    CounterPhase<C> phase(cfg, counter_end);
+    st = phase.run();
+    tune = phase.tune();
+  }
   if (cfg.cache && g_violations.load(std::memory_order_relaxed) == 0) {
     st.add(cache_phase<C>(cfg, start + total));
   }
@@ -665,6 +944,20 @@ int run(const Config& cfg) {
       static_cast<unsigned long long>(st.batches), static_cast<unsigned long long>(st.reclaimed),
       static_cast<unsigned long long>(st.resets), static_cast<unsigned long long>(st.flips),
       static_cast<unsigned long long>(st.queries), static_cast<unsigned long long>(st.checks));
+  if constexpr (kSelfTuning<C>) {
+    std::printf(
+        ", self-tuning%s (promotions %llu, demotions %llu, sweeps %llu, central fallbacks %llu, "
+        "distributed tokens %llu, pins %llu, un-pins %llu",
+        cfg.phased ? " phased" : "", static_cast<unsigned long long>(tune.promotions),
+        static_cast<unsigned long long>(tune.demotions),
+        static_cast<unsigned long long>(tune.sweeps),
+        static_cast<unsigned long long>(tune.central_fallbacks),
+        static_cast<unsigned long long>(st.dist_gets),
+        static_cast<unsigned long long>(st.mode_pins),
+        static_cast<unsigned long long>(st.mode_unpins));
+    if (cfg.phased) std::printf(", phases %llu", static_cast<unsigned long long>(st.phases));
+    std::printf(")");
+  }
   if (cfg.cache) {
     std::printf(
         ", %llu cache ops (reads %llu, pins %llu, pin migrations %llu, drops %llu, advises %llu; "
@@ -706,11 +999,43 @@ int main(int argc, char** argv) {
   app.add_option("--max-slots", cfg.max_slots, "slots of the counter (0: its default)");
   app.add_flag("--tight", cfg.tight,
                "paygo: tiny tables (16 entries, probe 2, local_limit 3, group_size 1)");
+  app.add_flag("--phased", cfg.phased,
+               "paygo: objects start automatic; hot phases (every worker on the --shared "
+               "objects: promotions) alternate with cold ones (each worker on its own objects: "
+               "demotions) while a sweeper thread sweeps; fails unless promotions > 0 and "
+               "demotions > 0");
+  app.add_option("--phase-ms", cfg.phase_ms,
+                 "--phased: mean phase length (uniform in [1/4, 7/4] of it, at least 1 ms)")
+      ->check(CLI::Range(1U, 100000U));
+  app.add_option("--shared", cfg.shared, "--phased: objects shared in the hot phases")
+      ->check(CLI::Range(1U, 1U << 20));
+  app.add_option("--sweep-us", cfg.sweep_us, "--phased: sleep between sweeps (0: back to back)");
+  app.add_option("--promote-events", cfg.promote_events,
+                 "paygo Options::promote_events (default: 2 with --phased, else the library's)")
+      ->check(CLI::Range(1L, 1L << 30));
+  app.add_option("--promote-window-us", cfg.promote_window_us,
+                 "paygo Options::promote_window_us (default: 50000 with --phased)")
+      ->check(CLI::Range(0L, 1L << 30));
+  app.add_option("--demote-sweeps", cfg.demote_sweeps,
+                 "paygo Options::demote_sweeps (default: 2 with --phased)")
+      ->check(CLI::Range(1L, 255L));
+  app.add_option("--inhibit-ms", cfg.inhibit_ms,
+                 "paygo Options::inhibit_ms (default: 1 with --phased)")
+      ->check(CLI::Range(0L, 999L));
   CLI11_PARSE(app, argc, argv);
+  if (cfg.phased && cfg.objects < cfg.shared + cfg.threads) {
+    std::fprintf(stderr, "paygo-stress: --phased needs --objects >= --shared + --threads\n");
+    return 2;
+  }
   int rc = 2;
   paygo::AllCounters::for_each([&]<class C>() {
     if constexpr (C::kCounts) {
-      if (C::kName == cfg.counter) rc = run<C>(cfg);
+      if (C::kName != cfg.counter) return;
+      if (cfg.phased && !kSelfTuning<C>) {
+        std::fprintf(stderr, "paygo-stress: --phased needs a self-tuning counter (paygo)\n");
+        return;
+      }
+      rc = run<C>(cfg);
     }
   });
   return rc;

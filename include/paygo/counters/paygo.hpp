@@ -364,7 +364,8 @@ class Paygo {
   void promote(Object& o, std::int64_t now_ns) noexcept;
   /// Takes a frozen object out of the distributed mode and unfreezes it;
   /// quiet: a fenced scan found no distributed reference (mask may go).
-  void demote(Object& o, bool quiet) noexcept;
+  /// False (just unfrozen) if it is no longer automatic and distributed.
+  bool demote(Object& o, bool quiet) noexcept;
   bool clear_distributed(Object& o) noexcept;
   void mark_demoted(Object& o) noexcept;
   /// One pass over every table: for each of `objs`, the sum of its entries'

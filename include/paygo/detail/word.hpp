@@ -90,8 +90,10 @@ inline void set_mode(std::atomic<std::uint64_t>& word, bool distributed) noexcep
   if (distributed) {
     word.fetch_or(kDistributed | kPinned, std::memory_order_relaxed);
   } else {
-    word.fetch_and(~kDistributed, std::memory_order_relaxed);
+    // Pin first: a self-tuning promotion (a CAS that refuses PINNED) that
+    // landed between the two would otherwise set DISTRIBUTED again.
     word.fetch_or(kPinned, std::memory_order_relaxed);
+    word.fetch_and(~kDistributed, std::memory_order_relaxed);
   }
 }
 
