@@ -225,9 +225,18 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
       const double ps = copt.phase_seconds;
       for (unsigned p = 0; p < copt.phases && !st.stop_requested(); ++p) {
         phase_now.value.store(p, std::memory_order_relaxed);
-        const cache::CacheStats s0 = pc.stats();
+        // Phase 0 counts from the first read: a promotion before this
+        // thread's first look is dated by the counter's first_promotion_ns.
+        const cache::CacheStats s0 = p == 0 ? cache::CacheStats{} : pc.stats();
         std::optional<double> promoted_ms, demoted_ms, demoted_sweeps;
-        bool was = hot_info().promoted;
+        bool was = p == 0 ? false : hot_info().promoted;
+        if (p == 0 && hot_info().promoted) {
+          const std::int64_t fp = pc.stats().first_promotion_ns;
+          if (fp != 0)
+            promoted_ms =
+                static_cast<double>(fp - first_read_ns.load(std::memory_order_relaxed)) / 1e6;
+          was = true;
+        }
         const auto start = t0 + std::chrono::duration<double>(ps * p);
         const auto end = t0 + std::chrono::duration<double>(ps * (p + 1));
         while (std::chrono::steady_clock::now() < end && !st.stop_requested()) {

@@ -226,7 +226,7 @@ class Paygo {
     const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
     // One test for "distributed and not frozen"; frozen and central gets
     // leave the inline path.
-    if ((w0 & (detail::kFrozen | detail::kDistributed)) != detail::kDistributed) [[unlikely]]
+    if ((w0 & (detail::kFrozen | detail::kDistributed)) != detail::kDistributed)
       return get_other(o, w0);
     // This thread's table, from its cache of domain -> slot -> table.
     // tc.aux == fast_key_ says, in one compare, that the cache way holds
