@@ -32,7 +32,25 @@ Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max
 }
 
 Paygo::~Paygo() {
-  // Tokens must not outlive the counter (documented precondition).
+  // Tokens must not outlive the counter (documented precondition). Debug
+  // builds check it: the central tokens are counted, the distributed ones
+  // are the entries' local + anchor (exact: nothing runs any more).
+  if constexpr (detail::kDebugChecks) {
+    std::int64_t distributed = 0;
+    for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
+      if (auto* t = static_cast<const PaygoTable*>(
+              domain_.slot(i).payload.load(std::memory_order_acquire))) {
+        for (std::uint32_t j = 0; j <= t->index_mask; ++j) {
+          const PaygoEntry& e = t->entries()[j];
+          const std::int64_t v =
+              std::int64_t{detail::local_count(e.local.load(std::memory_order_relaxed))} +
+              e.anchor.load(std::memory_order_relaxed);
+          distributed += v > 0 ? v : 0;
+        }
+      }
+    }
+    central_tokens_.check(kName, distributed);
+  }
   for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
     if (auto* t =
             static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire))) {
@@ -253,6 +271,7 @@ void Paygo::set_mode(Object& o, Mode m) noexcept {
 }
 
 void Paygo::reset(Object& o) noexcept {
+  detail::check_reset(kName, o.word_, [&] { return approx(o); });
   // Only the owner resets a dead object: nobody else writes these now but a
   // sweep that raced with the kill, whose writes are heuristics. Relaxed:
   // published with the word's release store below.

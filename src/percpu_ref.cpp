@@ -70,6 +70,7 @@ bool PercpuRef::try_freeze(Object& o) noexcept {
 }
 
 void PercpuRef::unfreeze(Object& o) noexcept {
+  detail::check_unfreeze(kName, o.word_);
   // Relaxed: cells start changing again only after the release below.
   o.atomic_.fetch_sub(o.folded_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   o.folded_.store(0, std::memory_order_relaxed);  // see Object::folded_
@@ -87,6 +88,7 @@ bool PercpuRef::try_reclaim(Object& o) noexcept {
 }
 
 void PercpuRef::reset(Object& o) noexcept {
+  detail::check_reset(kName, o.word_, [&] { return approx(o); });
   // Dead: atomic == 0 and the cells hold `folded`. Unfold, so that the new
   // incarnation starts at 0 again, then switch to percpu mode.
   o.atomic_.fetch_sub(o.folded_.load(std::memory_order_relaxed),

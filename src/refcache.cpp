@@ -53,7 +53,9 @@ Refcache::Refcache(Options options)
       domain_(DomainOptions{options.max_slots}) {}
 
 Refcache::~Refcache() {
-  // Objects and tokens must not outlive the counter (documented precondition).
+  // Objects and tokens must not outlive the counter (documented precondition;
+  // debug builds check the tokens).
+  tokens_.check(kName);
   for (std::uint32_t s = 0, hw = domain_.high_water(); s < hw; ++s) {
     // Acquire: pairs with the release store in entry_slow().
     if (auto* c =
@@ -180,6 +182,7 @@ bool Refcache::try_reclaim(Object& o) noexcept {
 }
 
 void Refcache::reset(Object& o) noexcept {
+  detail::check_reset(kName, o.word_, [&] { return approx(o); });
   // Relaxed: published by central_reset()'s release below.
   o.review_.store(0, std::memory_order_relaxed);
   detail::central_reset(o.word_);

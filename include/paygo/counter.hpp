@@ -50,6 +50,13 @@
 // Each counter names itself (`kName`), says whether it counts at all
 // (`kCounts`: false only for `noop`, the no-counting upper bound) and
 // whether query() is exact while frozen (`kExact`).
+//
+// Debug builds (NDEBUG not defined, as for assert) check three of these
+// rules and abort with a message naming the counter: reset() only of a dead
+// object, unfreeze() only of an object frozen (and not dead), and no token
+// live when its counter is destroyed (not for noop, which counts nothing).
+// Release builds compile the checks out (detail/contract.hpp,
+// docs/counters.md "Debug checks").
 #pragma once
 
 #include <concepts>

@@ -5,6 +5,13 @@
 // fetch_sub. Every get and put writes the object's cache line, so many
 // threads reading one object serialise on it. query() is always exact.
 //
+// Debug checks (detail/contract.hpp; builds without NDEBUG, compiled out
+// with it): reset() of an object that is not dead, unfreeze() of one that is
+// not frozen (or is dead), and destroying the counter while a token it
+// handed out is live abort with a message. The last one counts live tokens
+// per counter (get +1, put -1, relaxed): the token's spare word names its
+// counter in debug builds (nullptr in release, so the token is the same).
+//
 // When to use: objects shared by few threads, or reclaimed often. It is the
 // baseline every other counter is measured against.
 #pragma once
@@ -16,6 +23,7 @@
 #include <utility>
 
 #include "paygo/counter.hpp"
+#include "paygo/detail/contract.hpp"
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 
@@ -42,20 +50,40 @@ class Atomic {
   struct TokenPolicy {
     using Owner = Atomic;
     using Ptr = std::atomic<std::uint64_t>*;  // the word
-    using Extra = bool;                       // unused
-    static void release(Ptr word, bool) noexcept { detail::central_put(*word); }
+    /// The counter, for its debug token tally; nullptr in release builds.
+    using Extra = Atomic*;
+    static void release(Ptr word, Atomic* owner) noexcept {
+      // Tally first: the put below may be the one that lets a reclaim, and
+      // then the counter's destruction, proceed (see TokenTally).
+      if constexpr (detail::kDebugChecks) {
+        if (owner != nullptr) owner->tokens_.put();
+      }
+      detail::central_put(*word);
+    }
   };
   using Token = detail::BasicToken<TokenPolicy>;
 
   Atomic() = default;
+  ~Atomic() { tokens_.check(kName); }
+  Atomic(const Atomic&) = delete;
+  Atomic& operator=(const Atomic&) = delete;
 
   Token get(Object& o) noexcept {
-    return detail::central_tryget(o.word_) ? Token(&o.word_, false) : Token();
+    if constexpr (detail::kDebugChecks) {
+      if (!detail::central_tryget(o.word_)) return Token();
+      tokens_.got();
+      return Token(&o.word_, this);
+    } else {
+      return detail::central_tryget(o.word_) ? Token(&o.word_, nullptr) : Token();
+    }
   }
   void put(Token&& t) noexcept { t.reset(); }
   bool try_freeze(Object& o) noexcept { return detail::central_tryfreeze(o.word_); }
   std::int64_t query(const Object& o) const noexcept { return approx(o); }
-  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
+  void unfreeze(Object& o) noexcept {
+    detail::check_unfreeze(kName, o.word_);
+    detail::central_unfreeze(o.word_);
+  }
   bool try_reclaim(Object& o) noexcept {
     if (!try_freeze(o)) return false;  // the freeze itself proves the count is zero
     detail::central_kill(o.word_);
@@ -64,12 +92,18 @@ class Atomic {
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
     return detail::reclaim_each(*this, objs, dead);
   }
-  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
+  void reset(Object& o) noexcept {
+    detail::check_reset(kName, o.word_, [&] { return approx(o); });
+    detail::central_reset(o.word_);
+  }
   std::int64_t approx(const Object& o) const noexcept {
     // Acquire: pairs with central_put()'s release, like the freeze CAS.
     return static_cast<std::int64_t>(o.word_.load(std::memory_order_acquire) & detail::kCountMask);
   }
   void set_distributed(Object&, bool) noexcept {}
+
+ private:
+  detail::TokenTally tokens_;  // debug builds only (see detail/contract.hpp)
 };
 
 static_assert(RefCounter<Atomic>);

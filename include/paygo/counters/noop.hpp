@@ -5,6 +5,13 @@
 // writes, that the object is not frozen; put() does nothing; query() is
 // always 0, so try_reclaim() succeeds whenever nobody else froze the object.
 //
+// Debug checks (detail/contract.hpp; builds without NDEBUG): reset() of an
+// object that is not dead and unfreeze() of one that is not frozen (or is
+// dead) abort with a message, as for every counter. The third check, "no
+// token live when the counter is destroyed", does not apply: noop counts no
+// tokens (a token is a flag that points at nothing), so there is nothing to
+// find, and nothing a late put could touch.
+//
 // When to use: only as the benchmark ceiling ("what would the cache do with
 // free reference counting?"). Never to protect memory: an object can be
 // reclaimed while a token for it is held.
@@ -17,6 +24,7 @@
 #include <utility>
 
 #include "paygo/counter.hpp"
+#include "paygo/detail/contract.hpp"
 #include "paygo/detail/word.hpp"
 
 namespace paygo {
@@ -64,7 +72,10 @@ class Noop {
   void put(Token&& t) noexcept { t.reset(); }
   bool try_freeze(Object& o) noexcept { return detail::central_tryfreeze(o.word_); }
   std::int64_t query(const Object&) const noexcept { return 0; }
-  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
+  void unfreeze(Object& o) noexcept {
+    detail::check_unfreeze(kName, o.word_);
+    detail::central_unfreeze(o.word_);
+  }
   bool try_reclaim(Object& o) noexcept {
     if (!try_freeze(o)) return false;
     detail::central_kill(o.word_);
@@ -73,7 +84,10 @@ class Noop {
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
     return detail::reclaim_each(*this, objs, dead);
   }
-  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
+  void reset(Object& o) noexcept {
+    detail::check_reset(kName, o.word_, nullptr);  // counts nothing: no estimate to print
+    detail::central_reset(o.word_);
+  }
   std::int64_t approx(const Object&) const noexcept { return 0; }
   void set_distributed(Object&, bool) noexcept {}
 };

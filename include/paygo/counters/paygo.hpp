@@ -46,6 +46,16 @@
 // reclaim_batch() freezes many objects, pays one heavy fence and scans each
 // live table once; a candidate with an empty mask needs neither (point 8).
 //
+// Debug checks (detail/contract.hpp; builds without NDEBUG, compiled out
+// with it): reset() of an object that is not dead, unfreeze() of one that is
+// not frozen (or is dead), and destroying the counter while a token it
+// handed out is live abort with a message. For the last one the destructor
+// scans its tables (every live distributed token is in some entry's local +
+// anchor, so this costs the get/put paths nothing) and checks a count of
+// live central tokens (get +1, put -1, relaxed): a debug central token's
+// home is that count's address with bit 0 set (a Slot is never at an odd
+// address), where a release build has nullptr.
+//
 // When not to use: for objects that are rarely shared between threads, or
 // that are reclaimed about as often as they are read — each reclaim costs a
 // heavy fence and a scan, and the atomic counter is simpler and as fast.
@@ -60,6 +70,7 @@
 
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
+#include "paygo/detail/contract.hpp"
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/domain.hpp"
@@ -175,13 +186,35 @@ class Paygo {
   struct TokenPolicy {
     using Owner = Paygo;
     using Ptr = void*;  // PaygoEntry* or the central word
-    /// Home slot; nullptr for a central token.
+    /// Home slot; nullptr for a central token (debug builds: the tagged
+    /// address of the counter's central token tally, see central_tally()).
     using Extra = detail::Slot*;
+    /// A debug build's central token: home is a tagged TokenTally*. Always
+    /// false in release builds, where a central token's home is nullptr.
+    PAYGO_INLINE static bool tallied_central(const detail::Slot* home) noexcept {
+      if constexpr (detail::kDebugChecks) {
+        return (reinterpret_cast<std::uintptr_t>(home) & 1) != 0;
+      } else {
+        return false;
+      }
+    }
+    static detail::Slot* tag(detail::TokenTally* t) noexcept {
+      return reinterpret_cast<detail::Slot*>(reinterpret_cast<std::uintptr_t>(t) | 1);
+    }
+    static detail::TokenTally* central_tally(detail::Slot* home) noexcept {
+      return reinterpret_cast<detail::TokenTally*>(reinterpret_cast<std::uintptr_t>(home) &
+                                                   ~std::uintptr_t{1});
+    }
     /*** put: fast path ***/
     PAYGO_INLINE static void release(void* p, detail::Slot* home) noexcept {
       // Central first: with self-tuning most objects are central, and one
       // test of a register costs the distributed puts next to nothing.
-      if (home == nullptr) {
+      if (home == nullptr || tallied_central(home)) {
+        // Debug builds only: the tally before the put is published (see
+        // detail::TokenTally).
+        if constexpr (detail::kDebugChecks) {
+          if (home != nullptr) central_tally(home)->put();
+        }
         detail::central_put(*static_cast<std::atomic<std::uint64_t>*>(p));
         // Relaxed owner check: only the owner itself can read its own tag.
       } else if (home->owner.load(std::memory_order_relaxed) == detail::this_thread_tag())
@@ -205,7 +238,9 @@ class Paygo {
     Token& operator=(Token&&) noexcept = default;
     PAYGO_INLINE ~Token() = default;  // the put: keep it in the caller's fast path
     /// True if the count went to a per-slot entry (not the central word).
-    bool distributed() const noexcept { return p_ != nullptr && x_ != nullptr; }
+    bool distributed() const noexcept {
+      return p_ != nullptr && x_ != nullptr && !TokenPolicy::tallied_central(x_);
+    }
 
    private:
     friend class Paygo;
@@ -219,36 +254,27 @@ class Paygo {
   Paygo(const Paygo&) = delete;
   Paygo& operator=(const Paygo&) = delete;
 
-  /*** get: fast path ***/
   PAYGO_INLINE Token get(Object& o) noexcept {
-    // Acquire: pairs with the release in central_reset()/central_unfreeze():
-    // a reader of a new incarnation sees its mask reset and its contents.
-    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
-    // One test for "distributed and not frozen"; frozen and central gets
-    // leave the inline path.
-    if ((w0 & (detail::kFrozen | detail::kDistributed)) != detail::kDistributed)
-      return get_other(o, w0);
-    // This thread's table, from its cache of domain -> slot -> table.
-    // tc.aux == fast_key_ says, in one compare, that the cache way holds
-    // this counter's slot and table (find_table() sets it; the Domain
-    // clears it whenever it rebinds the way).
-    const detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
-    if (tc.aux != fast_key_) [[unlikely]]
-      return get_slow(o, w0);
-    auto* table = static_cast<detail::PaygoTable*>(tc.payload);
-    detail::PaygoEntry* e = &table->entries()[o.hint_ & index_mask_];
-    const std::uint32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
-    if (e->obj.load(std::memory_order_relaxed) != &o || detail::local_count(l) >= opt_.local_limit)
-        [[unlikely]]
-      return get_slow(o, w0);
-    return publish(o, w0, *table, *e, l);
+    if constexpr (detail::kDebugChecks) {
+      Token t = get_untallied(o);
+      if (t && t.x_ == nullptr) {  // central: count it, and let its put find the count
+        central_tokens_.got();
+        t.x_ = TokenPolicy::tag(&central_tokens_);
+      }
+      return t;
+    } else {
+      return get_untallied(o);
+    }
   }
 
   void put(Token&& t) noexcept { t.reset(); }
 
   bool try_freeze(Object& o) noexcept;
   std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
+  void unfreeze(Object& o) noexcept {
+    detail::check_unfreeze(kName, o.word_);
+    detail::central_unfreeze(o.word_);
+  }
   bool try_reclaim(Object& o) noexcept;
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead);
   /// Revive a dead object: next generation; an automatic object starts
@@ -295,6 +321,30 @@ class Paygo {
 
  private:
   friend struct detail::PaygoTestAccess;
+  /*** get: fast path ***/
+  PAYGO_INLINE Token get_untallied(Object& o) noexcept {
+    // Acquire: pairs with the release in central_reset()/central_unfreeze():
+    // a reader of a new incarnation sees its mask reset and its contents.
+    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
+    // One test for "distributed and not frozen"; frozen and central gets
+    // leave the inline path.
+    if ((w0 & (detail::kFrozen | detail::kDistributed)) != detail::kDistributed)
+      return get_other(o, w0);
+    // This thread's table, from its cache of domain -> slot -> table.
+    // tc.aux == fast_key_ says, in one compare, that the cache way holds
+    // this counter's slot and table (find_table() sets it; the Domain
+    // clears it whenever it rebinds the way).
+    const detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
+    if (tc.aux != fast_key_) [[unlikely]]
+      return get_slow(o, w0);
+    auto* table = static_cast<detail::PaygoTable*>(tc.payload);
+    detail::PaygoEntry* e = &table->entries()[o.hint_ & index_mask_];
+    const std::uint32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
+    if (e->obj.load(std::memory_order_relaxed) != &o || detail::local_count(l) >= opt_.local_limit)
+        [[unlikely]]
+      return get_slow(o, w0);
+    return publish(o, w0, *table, *e, l);
+  }
   static std::uint32_t hash(const void* p) noexcept {
     const auto x = reinterpret_cast<std::uintptr_t>(p) >> 4;
     return static_cast<std::uint32_t>((x * 0x9E3779B97F4A7C15ULL) >> 32);
@@ -389,6 +439,9 @@ class Paygo {
   /// demotion, sweep; the fallbacks in striped lines), relaxed.
   std::atomic<std::uint64_t> promotions_{0}, demotions_{0}, sweeps_{0};
   std::atomic<std::int64_t> first_promotion_ns_{0};
+  /// Live central tokens, counted in debug builds only (detail/contract.hpp);
+  /// the destructor adds the distributed ones it finds in the tables.
+  detail::TokenTally central_tokens_;
   struct alignas(kDestructiveInterference) Stripe {
     std::atomic<std::uint64_t> n{0};
   };

@@ -28,6 +28,13 @@
 // a directory of max_objects / 512 pointers per slot. A query reads one cell
 // per slot that ever touched any object in the id's chunk.
 //
+// Debug checks (detail/contract.hpp; builds without NDEBUG, compiled out
+// with it): reset() of an object that is not dead, unfreeze() of one that is
+// not frozen (or is dead), and destroying the counter while a token it
+// handed out is live abort with a message. Live tokens are counted per
+// counter (get +1, put -1, relaxed, in detail::SlotCells, which every
+// object points at).
+//
 // When not to use: with many objects and many threads: memory grows as
 // slots x objects and every query walks every slot. It is the baseline that
 // shows why Paygo hashes its entries.
@@ -83,6 +90,8 @@ class PerSlotArray {
     /*** put: fast path ***/
     PAYGO_INLINE static void release(Object* op, bool central) noexcept {
       Object& o = *op;
+      // Debug builds only: the tally, before the put is published (TokenTally).
+      if constexpr (detail::kDebugChecks) o.cells_->tokens().put();
       if (central) {
         detail::central_put(o.word_);
         return;
@@ -103,11 +112,46 @@ class PerSlotArray {
 
   PerSlotArray() : PerSlotArray(Options{}) {}
   explicit PerSlotArray(Options options) : cells_(options) {}
+  ~PerSlotArray() { cells_.tokens().check(kName); }
   PerSlotArray(const PerSlotArray&) = delete;
   PerSlotArray& operator=(const PerSlotArray&) = delete;
 
-  /*** get: fast path ***/
   PAYGO_INLINE Token get(Object& o) noexcept {
+    if constexpr (detail::kDebugChecks) {
+      Token t = get_untallied(o);
+      if (t) cells_.tokens().got();
+      return t;
+    } else {
+      return get_untallied(o);
+    }
+  }
+
+  void put(Token&& t) noexcept { t.reset(); }
+
+  bool try_freeze(Object& o) noexcept;
+  std::int64_t query(const Object& o) const noexcept;
+  void unfreeze(Object& o) noexcept {
+    detail::check_unfreeze(kName, o.word_);
+    detail::central_unfreeze(o.word_);
+  }
+  bool try_reclaim(Object& o) noexcept;
+  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
+    return detail::reclaim_each(*this, objs, dead);
+  }
+  void reset(Object& o) noexcept {
+    detail::check_reset(kName, o.word_, [&] { return approx(o); });
+    detail::central_reset(o.word_);
+  }
+  std::int64_t approx(const Object& o) const noexcept { return query(o); }
+  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
+
+  /// Bytes held by the per-slot rows and chunks.
+  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
+  detail::SlotCells& cells() noexcept { return cells_; }
+
+ private:
+  /*** get: fast path ***/
+  PAYGO_INLINE Token get_untallied(Object& o) noexcept {
     // Acquire: pairs with the release in central_reset()/central_unfreeze().
     const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
     if (w0 & detail::kFrozen) [[unlikely]]
@@ -128,25 +172,6 @@ class PerSlotArray {
     }
     return Token(&o, false);
   }
-
-  void put(Token&& t) noexcept { t.reset(); }
-
-  bool try_freeze(Object& o) noexcept;
-  std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
-  bool try_reclaim(Object& o) noexcept;
-  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
-    return detail::reclaim_each(*this, objs, dead);
-  }
-  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
-  std::int64_t approx(const Object& o) const noexcept { return query(o); }
-  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
-
-  /// Bytes held by the per-slot rows and chunks.
-  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
-  detail::SlotCells& cells() noexcept { return cells_; }
-
- private:
   PAYGO_INLINE static Token get_central(Object& o) noexcept {
     if (!detail::central_tryget(o.word_)) return {};
     return Token(&o, true);

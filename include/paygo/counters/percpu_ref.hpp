@@ -31,6 +31,13 @@
 // Memory: 8 bytes per (slot, object) pair touched, in 4 KiB chunks (as
 // PerSlotArray), plus 40 bytes per object.
 //
+// Debug checks (detail/contract.hpp; builds without NDEBUG, compiled out
+// with it): reset() of an object that is not dead, unfreeze() (the
+// resurrect) of one that is not killed (frozen) or is dead, and destroying
+// the counter while a token it handed out is live abort with a message.
+// Live tokens are counted per counter (get +1, put -1, relaxed, in
+// detail::SlotCells).
+//
 // When not to use: when objects are killed often. A kill waits for every
 // slot in a critical section and reads one cell per slot; the original is
 // meant for objects killed once in their life (modules, cgroups, queues),
@@ -92,6 +99,8 @@ class PercpuRef {
     /*** put: fast path ***/
     PAYGO_INLINE static void release(Object* op, bool atomic) noexcept {
       Object& o = *op;
+      // Debug builds only: the tally, before the put is published (TokenTally).
+      if constexpr (detail::kDebugChecks) o.cells_->tokens().put();
       if (atomic || !PercpuRef::put_percpu(o)) {
         // Release: pairs with the acquire load of the atomic in query()/
         // try_reclaim(), so this holder's use happens before the reclaim.
@@ -103,31 +112,18 @@ class PercpuRef {
 
   PercpuRef() : PercpuRef(Options{}) {}
   explicit PercpuRef(Options options) : cells_(options) {}
+  ~PercpuRef() { cells_.tokens().check(kName); }
   PercpuRef(const PercpuRef&) = delete;
   PercpuRef& operator=(const PercpuRef&) = delete;
 
-  /*** get: fast path (percpu_ref_tryget_live) ***/
   PAYGO_INLINE Token get(Object& o) noexcept {
-    detail::Slot* slot = cells_.domain().current();
-    detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
-    if (c == nullptr) [[unlikely]]
-      return get_atomic(o);
-    std::atomic<std::uint64_t>& seq = cells_.row(*slot)->seq;
-    const std::uint64_t s = seq.load(std::memory_order_relaxed);  // we are its only writer
-    // Enter (odd). Release: pairs with the killer's acquire seq loads in
-    // wait_for_readers(); a killer that reads this or any later value sees
-    // everything we did before it.
-    seq.store(s + 1, std::memory_order_release);
-    light_fence();  // pairs with heavy_fence() in try_freeze()
-    // Acquire: pairs with the release in unfreeze()/reset(), so a holder of
-    // the revived object sees what the owner did before reviving it.
-    const std::uint64_t w = o.word_.load(std::memory_order_acquire);
-    const bool live = (w & detail::kFrozen) == 0;
-    // Relaxed cell store: published to the killer by the exit store below.
-    if (live) [[likely]]
-      c->store(c->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    seq.store(s + 2, std::memory_order_release);  // exit (even); release: as at the entry
-    return live ? Token(&o, false) : Token();
+    if constexpr (detail::kDebugChecks) {
+      Token t = get_untallied(o);
+      if (t) cells_.tokens().got();
+      return t;
+    } else {
+      return get_untallied(o);
+    }
   }
 
   void put(Token&& t) noexcept { t.reset(); }
@@ -154,6 +150,29 @@ class PercpuRef {
   detail::SlotCells& cells() noexcept { return cells_; }
 
  private:
+  /*** get: fast path (percpu_ref_tryget_live) ***/
+  PAYGO_INLINE Token get_untallied(Object& o) noexcept {
+    detail::Slot* slot = cells_.domain().current();
+    detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
+    if (c == nullptr) [[unlikely]]
+      return get_atomic(o);
+    std::atomic<std::uint64_t>& seq = cells_.row(*slot)->seq;
+    const std::uint64_t s = seq.load(std::memory_order_relaxed);  // we are its only writer
+    // Enter (odd). Release: pairs with the killer's acquire seq loads in
+    // wait_for_readers(); a killer that reads this or any later value sees
+    // everything we did before it.
+    seq.store(s + 1, std::memory_order_release);
+    light_fence();  // pairs with heavy_fence() in try_freeze()
+    // Acquire: pairs with the release in unfreeze()/reset(), so a holder of
+    // the revived object sees what the owner did before reviving it.
+    const std::uint64_t w = o.word_.load(std::memory_order_acquire);
+    const bool live = (w & detail::kFrozen) == 0;
+    // Relaxed cell store: published to the killer by the exit store below.
+    if (live) [[likely]]
+      c->store(c->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    seq.store(s + 2, std::memory_order_release);  // exit (even); release: as at the entry
+    return live ? Token(&o, false) : Token();
+  }
   /// The percpu put; false if the object is in atomic mode (or the putter
   /// has no cell), in which case the caller puts on the atomic.
   PAYGO_INLINE static bool put_percpu(Object& o) noexcept {

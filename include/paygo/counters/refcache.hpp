@@ -36,6 +36,13 @@
 // central table (allocated up front: 1 MiB for 65536 ids), 32 bytes per
 // object. A query reads one entry per slot.
 //
+// Debug checks (detail/contract.hpp; builds without NDEBUG, compiled out
+// with it): reset() of an object that is not dead (a review in progress is
+// not dead), unfreeze() of one that is not frozen (or is dead), and
+// destroying the counter while a token it handed out is live abort with a
+// message. Live tokens are counted per counter (get +1, put -1, relaxed;
+// objects point at their counter); the destructor checks the count.
+//
 // When not to use: when a freed object must be reusable at once (a zero is
 // confirmed only a call/epoch later), or when many hot objects collide in a
 // small cache (every eviction is a shared write, which is what the cache was
@@ -51,6 +58,7 @@
 
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
+#include "paygo/detail/contract.hpp"
 #include "paygo/detail/slot_cells.hpp"
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
@@ -124,6 +132,8 @@ class Refcache {
     /*** put: fast path ***/
     PAYGO_INLINE static void release(Object* op, bool central) noexcept {
       Object& o = *op;
+      // Debug builds only: the tally, before the put is published (TokenTally).
+      if constexpr (detail::kDebugChecks) o.c_->tokens_.put();
       if (central) {
         detail::central_put(o.word_);
       } else {
@@ -139,8 +149,43 @@ class Refcache {
   Refcache(const Refcache&) = delete;
   Refcache& operator=(const Refcache&) = delete;
 
-  /*** get: fast path ***/
   PAYGO_INLINE Token get(Object& o) noexcept {
+    if constexpr (detail::kDebugChecks) {
+      Token t = get_untallied(o);
+      if (t) tokens_.got();
+      return t;
+    } else {
+      return get_untallied(o);
+    }
+  }
+
+  void put(Token&& t) noexcept { t.reset(); }
+
+  bool try_freeze(Object& o) noexcept;
+  std::int64_t query(const Object& o) const noexcept;
+  void unfreeze(Object& o) noexcept {
+    detail::check_unfreeze(kName, o.word_);
+    detail::central_unfreeze(o.word_);
+  }
+  bool try_reclaim(Object& o) noexcept;
+  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
+    return detail::reclaim_each(*this, objs, dead);
+  }
+  void reset(Object& o) noexcept;
+  std::int64_t approx(const Object& o) const noexcept { return query(o); }
+  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
+
+  /// Advances the global epoch: every owner flushes its deltas on its next
+  /// get/put. try_reclaim() does this when it starts a review.
+  void advance_epoch() noexcept;
+  std::uint64_t epoch() const noexcept { return epoch_.load(std::memory_order_relaxed); }
+  /// Bytes held by the slot caches and the central table.
+  std::size_t table_bytes() const noexcept;
+  Domain& domain() noexcept { return domain_; }
+
+ private:
+  /*** get: fast path ***/
+  PAYGO_INLINE Token get_untallied(Object& o) noexcept {
     // Acquire: pairs with the release in central_reset()/central_unfreeze().
     const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
     if (w0 & detail::kFrozen) [[unlikely]]
@@ -170,29 +215,6 @@ class Refcache {
     }
     return Token(&o, false);
   }
-
-  void put(Token&& t) noexcept { t.reset(); }
-
-  bool try_freeze(Object& o) noexcept;
-  std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
-  bool try_reclaim(Object& o) noexcept;
-  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
-    return detail::reclaim_each(*this, objs, dead);
-  }
-  void reset(Object& o) noexcept;
-  std::int64_t approx(const Object& o) const noexcept { return query(o); }
-  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
-
-  /// Advances the global epoch: every owner flushes its deltas on its next
-  /// get/put. try_reclaim() does this when it starts a review.
-  void advance_epoch() noexcept;
-  std::uint64_t epoch() const noexcept { return epoch_.load(std::memory_order_relaxed); }
-  /// Bytes held by the slot caches and the central table.
-  std::size_t table_bytes() const noexcept;
-  Domain& domain() noexcept { return domain_; }
-
- private:
   PAYGO_INLINE Token get_central(Object& o) noexcept {
     // Clear a pending review before the CAS: a reclaimer whose freeze CAS
     // follows our put's release fetch_sub sees the clear (see refcache.cpp).
@@ -241,6 +263,7 @@ class Refcache {
   std::uint32_t cache_entries_;
   detail::IdAllocator ids_;
   std::unique_ptr<detail::RefcacheCentral[]> central_;
+  detail::TokenTally tokens_;  // debug builds only (see detail/contract.hpp)
   /// Global epoch, on its own line: read by every get/put, written per review.
   alignas(kDestructiveInterference) std::atomic<std::uint64_t> epoch_{1};
   alignas(kDestructiveInterference) Domain domain_;

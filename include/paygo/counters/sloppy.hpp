@@ -33,6 +33,13 @@
 // PerSlotArray), plus 24 bytes per object. Up to kSpareMax references per
 // slot per object are parked, not lost: they are counted centrally.
 //
+// Debug checks (detail/contract.hpp; builds without NDEBUG, compiled out
+// with it): reset() of an object that is not dead, unfreeze() of one that is
+// not frozen (or is dead), and destroying the counter while a token it
+// handed out is live abort with a message. Live tokens are counted per
+// counter (get +1, put -1, relaxed, in detail::SlotCells); spares are not
+// tokens and are not counted.
+//
 // When not to use: for objects that are got and put by *different* threads
 // (a producer/consumer hand-off): spares pile up on the putter and every get
 // on the other side goes to the central count, which is then as contended as
@@ -93,6 +100,8 @@ class Sloppy {
     /*** put: fast path ***/
     PAYGO_INLINE static void release(Object* op, bool central) noexcept {
       Object& o = *op;
+      // Debug builds only: the tally, before the put is published (TokenTally).
+      if constexpr (detail::kDebugChecks) o.cells_->tokens().put();
       detail::Slot* slot = central ? nullptr : o.cells_->domain().current();
       detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
       if (c == nullptr) {
@@ -118,11 +127,46 @@ class Sloppy {
 
   Sloppy() : Sloppy(Options{}) {}
   explicit Sloppy(Options options) : cells_(options) {}
+  ~Sloppy() { cells_.tokens().check(kName); }
   Sloppy(const Sloppy&) = delete;
   Sloppy& operator=(const Sloppy&) = delete;
 
-  /*** get: fast path ***/
   PAYGO_INLINE Token get(Object& o) noexcept {
+    if constexpr (detail::kDebugChecks) {
+      Token t = get_untallied(o);
+      if (t) cells_.tokens().got();
+      return t;
+    } else {
+      return get_untallied(o);
+    }
+  }
+
+  void put(Token&& t) noexcept { t.reset(); }
+
+  bool try_freeze(Object& o) noexcept;
+  std::int64_t query(const Object& o) const noexcept;
+  void unfreeze(Object& o) noexcept {
+    detail::check_unfreeze(kName, o.word_);
+    detail::central_unfreeze(o.word_);
+  }
+  bool try_reclaim(Object& o) noexcept;
+  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
+    return detail::reclaim_each(*this, objs, dead);
+  }
+  /// Generation + 1, count 0: the old incarnation's spares become stale.
+  void reset(Object& o) noexcept {
+    detail::check_reset(kName, o.word_, [&] { return approx(o); });
+    detail::central_reset(o.word_);
+  }
+  std::int64_t approx(const Object& o) const noexcept { return query(o); }
+  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
+
+  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
+  detail::SlotCells& cells() noexcept { return cells_; }
+
+ private:
+  /*** get: fast path ***/
+  PAYGO_INLINE Token get_untallied(Object& o) noexcept {
     // Acquire: pairs with the release in central_reset()/unfreeze().
     const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
     if (w0 & detail::kFrozen) [[unlikely]]
@@ -148,25 +192,6 @@ class Sloppy {
     }
     return Token(&o, false);
   }
-
-  void put(Token&& t) noexcept { t.reset(); }
-
-  bool try_freeze(Object& o) noexcept;
-  std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept { detail::central_unfreeze(o.word_); }
-  bool try_reclaim(Object& o) noexcept;
-  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
-    return detail::reclaim_each(*this, objs, dead);
-  }
-  /// Generation + 1, count 0: the old incarnation's spares become stale.
-  void reset(Object& o) noexcept { detail::central_reset(o.word_); }
-  std::int64_t approx(const Object& o) const noexcept { return query(o); }
-  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
-
-  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
-  detail::SlotCells& cells() noexcept { return cells_; }
-
- private:
   PAYGO_INLINE static Token get_central(Object& o) noexcept {
     if (!detail::central_tryget(o.word_)) return {};
     return Token(&o, true);

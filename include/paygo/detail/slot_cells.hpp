@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "paygo/config.hpp"
+#include "paygo/detail/contract.hpp"
 #include "paygo/domain.hpp"
 
 namespace paygo {
@@ -152,12 +153,18 @@ class SlotCells {
   std::size_t bytes() const noexcept;
   std::uint32_t max_objects() const noexcept { return ids_.max_ids(); }
 
+  /// The live tokens of the counter that owns these cells, counted in debug
+  /// builds only (detail/contract.hpp); objects reach it through their
+  /// cells pointer, so their tokens need no extra field.
+  TokenTally& tokens() noexcept { return tokens_; }
+
  private:
   PAYGO_COLD Cell* make(Slot& slot, std::uint32_t id) noexcept;
 
   std::uint32_t dir_size_;
   IdAllocator ids_;
   Domain domain_;
+  TokenTally tokens_;
 };
 
 }  // namespace detail
