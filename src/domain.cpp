@@ -1,7 +1,12 @@
 // Slot registry: lazy registration, retirement at thread exit, adoption.
 #include "paygo/domain.hpp"
 
+#include <sys/mman.h>
+
+#include <cstddef>
 #include <mutex>
+#include <new>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -10,12 +15,30 @@
 namespace paygo {
 namespace detail {
 
+/// The slots live in one reservation of max_slots * sizeof(Slot) bytes of
+/// address space (MAP_NORESERVE: memory is committed only for the pages of
+/// slots handed out), so a domain sized for a million threads costs the
+/// memory of the threads that came. Slot i is constructed when it is first
+/// handed out, before the release store of high_water that lets scanners
+/// see it; nothing reads past high_water.
 struct Registry {
-  explicit Registry(std::uint32_t n) : slots(new Slot[n]), max_slots(n) {
-    for (std::uint32_t i = 0; i < n; ++i) slots[i].index = i;
+  explicit Registry(std::uint32_t n) : max_slots(n) {
+    bytes = std::size_t{n} * sizeof(Slot);
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    slots = static_cast<Slot*>(p);
   }
+  ~Registry() {
+    // Slot is trivially destructible (two atomics of pointers, an index).
+    static_assert(std::is_trivially_destructible_v<Slot>);
+    ::munmap(slots, bytes);
+  }
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
   std::mutex mu;
-  std::unique_ptr<Slot[]> slots;
+  Slot* slots = nullptr;  // [0, high_water) constructed
+  std::size_t bytes = 0;
   std::uint32_t max_slots;
   /// Release increment under `mu`; acquire load in Domain::high_water().
   std::atomic<std::uint32_t> high_water{0};
@@ -69,7 +92,7 @@ Domain::Domain(DomainOptions options)
     : id_(detail::g_next_domain_id.fetch_add(1, std::memory_order_relaxed)),  // unique only
       max_slots_(options.max_slots == 0 ? 1 : options.max_slots),
       registry_(std::make_shared<detail::Registry>(max_slots_)) {
-  slots_ = registry_->slots.get();
+  slots_ = registry_->slots;
   init_asymmetric_fences();
 }
 
@@ -115,7 +138,8 @@ detail::Slot* Domain::current_slow() noexcept {
     s = &reg.slots[reg.retired.back()];  // adopt: its table and live entries come along
     reg.retired.pop_back();
   } else if (const auto hw = reg.high_water.load(std::memory_order_relaxed); hw < reg.max_slots) {
-    s = &reg.slots[hw];
+    s = ::new (&reg.slots[hw]) Slot{};  // first hand-out: construct it (see Registry)
+    s->index = hw;
     // Release: pairs with the acquire in Domain::high_water(); scanners that
     // see the new bound also see the slot's initialisation.
     reg.high_water.store(hw + 1, std::memory_order_release);

@@ -14,6 +14,10 @@
 // Every counter in this library owns one Domain, so a slot's payload pointer
 // belongs to exactly one counter.
 //
+// Memory: the slots are reserved as address space (max_slots * 64 bytes) and
+// committed page by page as threads register, so a large max_slots costs
+// only the slots used (the page cache's statistics domain has 2^20).
+//
 // Memory ordering: owner changes happen under the registry mutex, which gives
 // the retiring thread's writes to the slot a happens-before edge to the
 // adopting thread. Scanners read `owner` relaxed (only identity matters) and

@@ -37,6 +37,12 @@ Result<std::uint64_t> PosixBackend::size(int handle) {
   return static_cast<std::uint64_t>(st.st_size);
 }
 
+Result<FileIdentity> PosixBackend::identity(int handle) {
+  struct stat st {};
+  if (::fstat(handle, &st) != 0) return last_error();
+  return FileIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
 Result<std::size_t> PosixBackend::pread(int handle, void* buf, std::size_t len,
                                         std::uint64_t offset) {
   for (;;) {

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <latch>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -347,6 +349,259 @@ TYPED_TEST(CacheTest, HotSectionsSwitchCachedAndFuturePages) {
   EXPECT_EQ(cache.stats().cached_pages, 0u);
   ASSERT_EQ(*cache.read(*id, buf.data(), buf.size(), 0), 8 * kPageSize);
   EXPECT_EQ(cache.stats().distributed_pages, 3u) << "the hot section outlives its pages";
+}
+
+TYPED_TEST(CacheTest, CloseKeepsPinsValidAndDropsTheRest) {
+  PageCache<TypeParam> cache(small(16));
+  const auto p = this->dir.make("f", 11, 8 * kPageSize);
+  auto id = cache.open(p);
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(cache.advise(*id, 0, 0, Advice::WillNeed));
+  ASSERT_EQ(cache.stats().cached_pages, 8u);
+  auto pin = cache.pin(*id, 3);
+  ASSERT_TRUE(pin);
+  ASSERT_TRUE(cache.close(*id));
+  char c = 0;
+  EXPECT_EQ(cache.read(*id, &c, 1, 0).error(), std::errc::bad_file_descriptor);
+  EXPECT_EQ(cache.pin(*id, 0).error(), std::errc::bad_file_descriptor);
+  EXPECT_EQ(cache.close(*id).error(), std::errc::bad_file_descriptor) << "closed twice";
+  if (TypeParam::kCounts) {
+    EXPECT_EQ(cache.stats().cached_pages, 0u) << "the pinned page is unlinked, not cached";
+    for (std::size_t i = 0; i < pin->size(); i += 97)
+      ASSERT_EQ(static_cast<std::uint8_t>(pin->bytes()[i]), pattern(11, 3 * kPageSize + i))
+          << "a pin keeps its bytes valid across close()";
+    EXPECT_EQ(cache.stats().free_frames, 15u);
+  }
+  pin->reset();
+  EXPECT_TRUE(pin->bytes().empty());
+  (void)cache.drop();  // the released, unlinked frame is reclaimed like any other
+  EXPECT_EQ(cache.stats().free_frames, 16u);
+  // Opened again: the same FileId, and the pages load afresh.
+  auto again = cache.open(p);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *id);
+  ASSERT_EQ(*cache.read(*again, &c, 1, 5 * kPageSize + 1), 1u);
+  EXPECT_EQ(static_cast<std::uint8_t>(c), pattern(11, 5 * kPageSize + 1));
+}
+
+TYPED_TEST(CacheTest, OpeningOneFileTwiceSharesItsPages) {
+  PageCache<TypeParam> cache(small(16));
+  const auto p = this->dir.make("f", 12, 4 * kPageSize);
+  const auto link = (this->dir.path() / "hard-link").string();
+  ASSERT_EQ(::link(p.c_str(), link.c_str()), 0);
+  auto a = cache.open(p), b = cache.open(link), other = cache.open(this->dir.make("g", 13, 10));
+  ASSERT_TRUE(a && b && other);
+  EXPECT_EQ(*a, *b) << "the same inode under two names is one file";
+  EXPECT_NE(*a, *other);
+  ASSERT_TRUE(cache.advise(*a, 0, 0, Advice::WillNeed));
+  EXPECT_EQ(cache.stats().cached_pages, 4u);
+  char c = 0;
+  ASSERT_EQ(*cache.read(*b, &c, 1, 2 * kPageSize), 1u);
+  EXPECT_EQ(cache.stats().cached_pages, 4u) << "no second copy";
+  EXPECT_EQ(cache.stats().misses, 4u);
+  ASSERT_TRUE(cache.close(*a));  // one of two opens: still open
+  ASSERT_EQ(*cache.read(*b, &c, 1, 0), 1u);
+  EXPECT_EQ(static_cast<std::uint8_t>(c), pattern(12, 0));
+  ASSERT_TRUE(cache.close(*b));  // the last one
+  EXPECT_EQ(cache.read(*b, &c, 1, 0).error(), std::errc::bad_file_descriptor);
+  ASSERT_EQ(*cache.read(*other, &c, 1, 3), 1u) << "other files are not affected";
+}
+
+TYPED_TEST(CacheTest, ManyMoreFilesThanTheInitialTable) {
+  CacheOptions o = small(8);
+  o.max_files = 16;  // the table's initial size only
+  PageCache<TypeParam> cache(o);
+  constexpr std::uint32_t kFiles = 1100;  // more than the old fixed limit of 1024
+  std::vector<std::string> paths;
+  std::vector<cache::FileId> ids;
+  for (std::uint32_t i = 0; i < kFiles; ++i) {
+    paths.push_back(this->dir.make("f" + std::to_string(i), 100 + i, 64));
+    auto id = cache.open(paths.back());
+    ASSERT_TRUE(id) << "open " << i << ": " << id.error().message();
+    ids.push_back(*id);
+    if (i % 3 == 0) {
+      ASSERT_TRUE(cache.close(*id));  // some closed again
+    }
+  }
+  for (std::uint32_t i = 0; i < kFiles; i += 37) {
+    char c = 0;
+    auto n = cache.read(ids[i], &c, 1, 7);
+    if (i % 3 == 0) {
+      EXPECT_EQ(n.error(), std::errc::bad_file_descriptor);
+      auto id = cache.open(paths[i]);
+      ASSERT_TRUE(id);
+      EXPECT_EQ(*id, ids[i]) << "a closed file gets its FileId back";
+      n = cache.read(*id, &c, 1, 7);
+    }
+    ASSERT_TRUE(n) << n.error().message();
+    EXPECT_EQ(static_cast<std::uint8_t>(c), pattern(100 + i, 7));
+  }
+}
+
+// Misses all the time: 2 and 3 threads over a file 16x the cache, every
+// byte checked, pins held now and then. Run under ASAN and TSAN too.
+TYPED_TEST(CacheTest, EvictionUnderThreadsWithAFileSixteenTimesTheCache) {
+  using C = TypeParam;
+  if (!C::kCounts)
+    GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
+  constexpr std::uint64_t kFrames = 8, kPages = 16 * kFrames;
+  const auto p = this->dir.make("big", 14, kPages * kPageSize - 7);
+  for (const unsigned nthreads : {2u, 3u}) {
+    PageCache<C> cache(small(kFrames));
+    auto id = cache.open(p);
+    ASSERT_TRUE(id);
+    if (nthreads == 3) {
+      ASSERT_TRUE(cache.advise(*id, 0, 8 * kPageSize, Advice::Hot));
+    }
+    std::atomic<long> bad{0}, reads{0}, enobufs{0};
+    auto reader = [&](unsigned seed) {
+      std::mt19937 rng(seed);
+      std::vector<std::uint8_t> buf(kPageSize + 100);
+      for (int r = 0; r < 1500; ++r) {
+        const std::uint64_t size = kPages * kPageSize - 7;
+        const std::uint64_t off = rng() % size;
+        const std::size_t len = 1 + rng() % buf.size();
+        auto n = cache.read(*id, buf.data(), len, off);
+        if (!n) {
+          if (n.error() == std::errc::no_buffer_space) {
+            enobufs.fetch_add(1);
+          } else {
+            bad.fetch_add(1);
+          }
+          continue;
+        }
+        if (*n != std::min<std::uint64_t>(len, size - off)) bad.fetch_add(1);
+        for (std::size_t i = 0; i < *n; ++i) {
+          if (buf[i] != pattern(14, off + i)) {
+            bad.fetch_add(1);
+            break;
+          }
+        }
+        if (rng() % 16 == 0) {
+          const std::uint64_t page = off / kPageSize;
+          if (auto pinned = cache.pin(*id, page)) {
+            for (std::size_t i = 0; i < pinned->size(); i += 61)
+              if (static_cast<std::uint8_t>(pinned->bytes()[i]) !=
+                  pattern(14, page * kPageSize + i))
+                bad.fetch_add(1);
+          }
+        }
+        reads.fetch_add(1, std::memory_order_relaxed);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < nthreads; ++t) threads.emplace_back(reader, 40 + t);
+    for (auto& t : threads) t.join();
+    const auto st = cache.stats();
+    EXPECT_EQ(bad.load(), 0) << nthreads << " threads: wrong bytes, length or error";
+    EXPECT_EQ(enobufs.load(), 0) << "8 frames hold " << nthreads << " readers' pins";
+    EXPECT_GT(st.misses, st.hits / 4) << "the file is 16x the cache: mostly misses";
+    EXPECT_GT(st.evictions, 100u);
+    (void)cache.drop();  // Idle frames (lost publish races) go too
+    EXPECT_EQ(cache.stats().free_frames, kFrames) << "no frame lost";
+  }
+}
+
+TYPED_TEST(CacheTest, ClosingAFileWhileOthersReadAndMissOnIt) {
+  using C = TypeParam;
+  if (!C::kCounts)
+    GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
+  constexpr std::uint64_t kPages = 32;
+  const auto p = this->dir.make("f", 15, kPages * kPageSize);
+  PageCache<C> cache(small(8));
+  auto first = cache.open(p);
+  ASSERT_TRUE(first);
+  const cache::FileId id = *first;
+  std::atomic<bool> stop{false};
+  std::atomic<long> bad{0}, ok{0}, closed_reads{0};
+  auto reader = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<std::uint8_t> buf(kPageSize);
+    while (!stop.load(std::memory_order_relaxed)) {
+      const std::uint64_t off = rng() % (kPages * kPageSize);
+      const std::size_t len = 1 + rng() % buf.size();
+      auto n = cache.read(id, buf.data(), len, off);
+      if (!n) {
+        if (n.error() == std::errc::bad_file_descriptor) {
+          closed_reads.fetch_add(1);
+        } else if (n.error() != std::errc::no_buffer_space) {
+          bad.fetch_add(1);
+        }
+        continue;
+      }
+      for (std::size_t i = 0; i < *n; ++i)
+        if (buf[i] != pattern(15, off + i)) {
+          bad.fetch_add(1);
+          break;
+        }
+      ok.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < 2; ++t) threads.emplace_back(reader, 60 + t);
+  for (int round = 0; round < 30; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(cache.close(id));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    auto again = cache.open(p);
+    ASSERT_TRUE(again);
+    ASSERT_EQ(*again, id);
+  }
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(ok.load(), 100);
+  EXPECT_GT(closed_reads.load(), 0) << "no read met a closed file: the test proves nothing";
+  (void)cache.drop();  // Idle frames (pins of a closed file, lost races) go too
+  EXPECT_EQ(cache.stats().free_frames, 8u) << "no frame lost";
+}
+
+TEST(CacheLifetime, ACacheDestroyedWithALivePinAbortsInDebugBuilds) {
+#ifdef NDEBUG
+  GTEST_SKIP() << "the live-pin check is compiled in debug builds only (NDEBUG is defined)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  TempDir dir;
+  const auto p = dir.make("f", 16, kPageSize);
+  EXPECT_DEATH(
+      {
+        auto cache = std::make_unique<PageCache<Paygo> >(small(4));
+        auto id = cache->open(p);
+        auto pin = cache->pin(*id, 0);
+        cache.reset();  // the pin outlives its cache
+        std::_Exit(0);
+      },
+      "destroyed with 1 PinnedPage\\(s\\) still live");
+#endif
+}
+
+TEST(CacheStats, EveryHitIsCountedPastMaxThreads) {
+  TempDir dir;
+  const auto p = dir.make("f", 17, kPageSize);
+  for (const std::uint32_t max_threads : {2u, 1u << 20}) {
+    CacheOptions o = small(4);
+    o.max_threads = max_threads;
+    PageCache<Paygo> cache(o);
+    auto id = cache.open(p);
+    ASSERT_TRUE(id);
+    constexpr unsigned kThreads = 300;  // more than 256: the old shard limit
+    constexpr int kReads = 50;
+    std::latch all_alive(kThreads);  // every thread holds its slot at once
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        char c;
+        for (int r = 0; r < kReads; ++r)
+          if (!cache.read(*id, &c, 1, 0)) std::abort();
+        all_alive.arrive_and_wait();
+      });
+    }
+    for (auto& t : threads) t.join();
+    const auto st = cache.stats();
+    EXPECT_EQ(st.hits + st.misses, std::uint64_t{kThreads} * kReads)
+        << "max_threads " << max_threads;
+    EXPECT_EQ(st.misses, 1u);
+  }
 }
 
 TEST(CacheStats, PaygoTablesCostMemoryOnlyForHotPages) {

@@ -7,6 +7,7 @@
 // errors and short reads (tests/unit/cache_test.cpp).
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,12 +16,25 @@
 
 namespace paygo::cache {
 
+/// What makes two opens the same file: (device, inode) for POSIX files.
+struct FileIdentity {
+  std::uint64_t device = 0, inode = 0;
+  auto operator<=>(const FileIdentity&) const = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   /// Opens `path` for reading; rejects directories (EISDIR).
   virtual Result<int> open(const std::string& path) = 0;
   virtual Result<std::uint64_t> size(int handle) = 0;
+  /// The file's identity, so that two opens of one file share its pages.
+  /// Default: not supported (ENOTSUP); the cache then tells files apart by
+  /// the path given to open().
+  virtual Result<FileIdentity> identity(int handle) {
+    (void)handle;
+    return std::errc::not_supported;
+  }
   /// Reads at most `len` bytes at `offset`; may return fewer.
   virtual Result<std::size_t> pread(int handle, void* buf, std::size_t len,
                                     std::uint64_t offset) = 0;
@@ -32,6 +46,7 @@ class PosixBackend final : public Backend {
  public:
   Result<int> open(const std::string& path) override;
   Result<std::uint64_t> size(int handle) override;
+  Result<FileIdentity> identity(int handle) override;
   Result<std::size_t> pread(int handle, void* buf, std::size_t len, std::uint64_t offset) override;
   void close(int handle) noexcept override;
 };

@@ -9,23 +9,12 @@ template <class... CounterArgs>
 PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
     : counter_(std::forward<CounterArgs>(counter_args)...),
       opt_(options),
-      files_(options.max_files == 0 ? 1 : options.max_files),
-      stats_domain_(DomainOptions{options.max_threads}),
-      shards_(new Shard[stats_domain_.max_slots()]) {
+      stats_domain_(DomainOptions{options.max_threads}) {
   if (opt_.backend == nullptr) {
     own_backend_ = std::make_unique<PosixBackend>();
     backend_ = own_backend_.get();
   } else {
     backend_ = opt_.backend;
-  }
-  if (opt_.sweep_every == 0) {
-    for (std::uint32_t i = 0; i < stats_domain_.max_slots(); ++i)
-      shards_[i].next_sweep = ~std::uint64_t{0};
-  } else {
-    for (std::uint32_t i = 0; i < stats_domain_.max_slots(); ++i) {
-      shards_[i].next_sweep = opt_.sweep_every;
-      shards_[i].jitter ^= (i + 1) * 0xD1B54A32D192ED03ULL;  // a sequence per shard
-    }
   }
   opt_.sweep_frames = std::max<std::uint32_t>(opt_.sweep_frames, 1);
   opt_.evict_batch = std::max<std::size_t>(opt_.evict_batch, 1);
@@ -33,13 +22,13 @@ PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
   const std::size_t n = std::max<std::size_t>(opt_.capacity_bytes / kPageSize, 1);
   memory_ = static_cast<std::byte*>(std::aligned_alloc(kPageSize, n * kPageSize));
   if (memory_ == nullptr) throw std::bad_alloc();
-  for (auto& f : files_) f.store(nullptr, std::memory_order_relaxed);
-  free_.reserve(n);
+  grow_files(std::max<std::size_t>(opt_.max_files, 16));
+  for (FreeList& l : free_) l.frames.reserve(n);  // never grow again: push_free() cannot allocate
   std::vector<typename C::Object*> objs;
   objs.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     Frame& fr = frames_.emplace_back(counter_, memory_ + i * kPageSize);
-    free_.push_back(&fr);
+    free_[0].frames.push_back(&fr);
     objs.push_back(&fr.ref);
   }
   // Free frames are dead: a reader holding a stale pointer fails its get.
@@ -51,13 +40,47 @@ PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
   for (int pass = 0; pass < reclaim_calls<C>; ++pass)
     killed += counter_.reclaim_batch(objs, std::span<bool>(dead.get(), n));
   assert(killed == n);
-  std::reverse(free_.begin(), free_.end());  // hand out frame 0 first
+  std::reverse(free_[0].frames.begin(), free_[0].frames.end());  // hand out frame 0 first
+  free_[0].size.store(n, std::memory_order_relaxed);
 }
 
 template <RefCounter C>
 PageCache<C>::~PageCache() {
-  for (auto& f : file_owner_) backend_->close(f->handle);
+#ifndef NDEBUG
+  // Relaxed: the pins' releases happen before this destructor by whatever
+  // joined their threads; a pin still live here is the bug we report.
+  if (const long live = live_pins_.load(std::memory_order_relaxed); live != 0) {
+    std::fprintf(stderr,
+                 "paygo::cache::PageCache: destroyed with %ld PinnedPage(s) still live; a pin "
+                 "must be released (reset or destroyed) before its cache\n",
+                 live);
+    std::abort();
+  }
+#endif
+  for (auto& f : file_owner_)
+    if (f->opens > 0) backend_->close(f->handle);
   std::free(memory_);
+}
+
+template <RefCounter C>
+void PageCache<C>::grow_files(std::size_t min_size) {
+  const FileTable* old = files_.load(std::memory_order_relaxed);  // we hold files_mu_
+  if (old != nullptr && old->size >= min_size) return;
+  auto bigger = std::make_unique<FileTable>(
+      std::max(min_size, old == nullptr ? std::size_t{0} : old->size * 2));
+  if (old != nullptr) {
+    for (std::size_t i = 0; i < old->size; ++i) {
+      // Relaxed: written under files_mu_, which we hold; published to
+      // readers by the release store of files_ below.
+      bigger->entries[i].open.store(old->entries[i].open.load(std::memory_order_relaxed),
+                                    std::memory_order_relaxed);
+      bigger->entries[i].file.store(old->entries[i].file.load(std::memory_order_relaxed),
+                                    std::memory_order_relaxed);
+    }
+  }
+  file_tables_.push_back(std::move(bigger));  // old tables stay alive: readers may hold them
+  // Release: pairs with the acquire loads in file()/file_any().
+  files_.store(file_tables_.back().get(), std::memory_order_release);
 }
 
 template <RefCounter C>
@@ -69,23 +92,74 @@ Result<FileId> PageCache<C>::open(const std::string& path) {
     backend_->close(*h);
     return sz.error();
   }
+  const auto ident = backend_->identity(*h);
   std::lock_guard lock(files_mu_);
-  if (file_owner_.size() >= files_.size()) {
-    backend_->close(*h);
-    return std::errc::too_many_files_open;
+  File* f = nullptr;
+  if (ident) {
+    if (auto it = by_identity_.find(*ident); it != by_identity_.end()) f = it->second;
+  } else if (auto it = by_path_.find(path); it != by_path_.end()) {
+    f = it->second;
   }
-  auto f = std::make_unique<File>();
-  f->id = static_cast<FileId>(file_owner_.size());
+  if (f != nullptr && f->opens > 0) {  // open already: the same file, one more open
+    backend_->close(*h);
+    ++f->opens;
+    return f->id;
+  }
+  if (f == nullptr) {
+    if (file_owner_.size() >= kMaxFiles) {
+      backend_->close(*h);
+      return std::errc::too_many_files_open;
+    }
+    auto owned = std::make_unique<File>();
+    f = owned.get();
+    f->id = static_cast<FileId>(file_owner_.size());
+    f->path = path;
+    f->current_owner = std::make_unique<Index>(pages_for(*sz));
+    f->index.store(f->current_owner.get(), std::memory_order_relaxed);
+    file_owner_.push_back(std::move(owned));
+    if (ident) {
+      by_identity_.emplace(*ident, f);
+    } else {
+      by_path_.emplace(path, f);
+    }
+    grow_files(std::size_t{f->id} + 1);
+    // Release: pairs with the acquire in file_any().
+    files_.load(std::memory_order_relaxed)->entries[f->id].file.store(f, std::memory_order_release);
+  }
+  // New, or closed and now open again (its pages were dropped by close()).
   f->handle = *h;
-  f->path = path;
   f->size.store(*sz, std::memory_order_relaxed);
-  f->current_owner = std::make_unique<Index>(pages_for(*sz));
-  f->index.store(f->current_owner.get(), std::memory_order_relaxed);
-  File* raw = f.get();
-  file_owner_.push_back(std::move(f));
+  if (pages_for(*sz) > f->index.load(std::memory_order_relaxed)->npages)
+    grow_index(*f, pages_for(*sz));
+  // Release: a load that found this File before it was closed reads
+  // `closed` (seq_cst) before the handle, so it sees the new handle.
+  f->closed.store(false, std::memory_order_release);
+  f->opens = 1;
   // Release: pairs with the acquire in file(), publishing the File.
-  files_[raw->id].store(raw, std::memory_order_release);
-  return raw->id;
+  files_.load(std::memory_order_relaxed)->entries[f->id].open.store(f, std::memory_order_release);
+  return f->id;
+}
+
+template <RefCounter C>
+Result<void> PageCache<C>::close(FileId id) {
+  std::lock_guard lock(files_mu_);
+  File* f = file(id);
+  if (f == nullptr) return std::errc::bad_file_descriptor;
+  if (--f->opens > 0) return {};
+  // New reads, pins and advice answer EBADF from here on; a reader that
+  // found the File before is served or gets EBADF from load_page().
+  files_.load(std::memory_order_relaxed)
+      ->entries[id]
+      .open.store(nullptr, std::memory_order_release);
+  // seq_cst (both): the Dekker pair with load_page()'s io increment and
+  // closed load; the io load also acquires each load's release decrement,
+  // so every frame a load published is in the index we sweep next.
+  f->closed.store(true, std::memory_order_seq_cst);
+  while (f->io.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  evict_range(*f, 0, kPageMask, /*unlink_busy=*/true);
+  backend_->close(f->handle);
+  f->handle = -1;
+  return {};
 }
 
 template <RefCounter C>
@@ -151,7 +225,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::u
       bool retry = false;
       auto r = load_page(f, *idx, page, token, retry);
       if (retry) continue;
-      count(&Shard::misses);
+      count_miss();
       return r;
     }
     Token t = counter_.get(fr->ref);
@@ -257,7 +331,8 @@ Result<typename PageCache<C>::PinnedPage> PageCache<C>::pin(FileId id, std::uint
   Token token;
   auto fr = acquire_loop(*f, page, token);
   if (!fr) return fr.error();
-  return PinnedPage(std::move(token), (*fr)->data, (*fr)->len.load(std::memory_order_relaxed));
+  return PinnedPage(*this, std::move(token), (*fr)->data,
+                    (*fr)->len.load(std::memory_order_relaxed));
 }
 
 /*** The miss path ***/
@@ -265,19 +340,22 @@ template <RefCounter C>
 Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& idx,
                                                               std::uint64_t page, Token& token,
                                                               bool& retry) {
-  Frame* fr = nullptr;
-  {
-    std::lock_guard lock(evict_mu_);
-    fr = take_frame_locked();
-  }
+  // seq_cst (both): the Dekker pair with close()'s closed store and io
+  // load. The decrement's release (the guard) pairs with close()'s io load.
+  f.io.fetch_add(1, std::memory_order_seq_cst);
+  struct IoGuard {
+    File& f;
+    ~IoGuard() { f.io.fetch_sub(1, std::memory_order_release); }
+  } io_guard{f};
+  if (f.closed.load(std::memory_order_seq_cst)) return std::errc::bad_file_descriptor;
+  Frame* fr = take_frame();
   if (fr == nullptr) return std::errc::no_buffer_space;  // every frame pinned or loading
   // Acquire: pairs with the release CAS below (another misser's); only
   // non-null is tested, so relaxed would do, but the pairing keeps it plain.
   if (idx.slots[page].load(std::memory_order_acquire) != nullptr) {
     // Another misser published this page meanwhile: give the frame back
     // untouched (still dead) and use theirs.
-    std::lock_guard lock(evict_mu_);
-    free_.push_back(fr);
+    push_free({&fr, 1});
     retry = true;
     return std::errc::resource_unavailable_try_again;
   }
@@ -304,10 +382,11 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
                                                      std::memory_order_relaxed)) {
     // Someone published this page first. Take the frame back at once if no
     // stale reader holds it; otherwise it goes idle and CLOCK reclaims it.
+    // Loading: no reclaimer claims it (the state table), so it is ours.
     t.reset();
-    std::lock_guard lock(evict_mu_);
     if (counter_.try_reclaim(fr->ref)) {
-      unlink_locked(*fr);  // not linked anywhere: just back to the free list
+      release_dead(*fr);  // not linked anywhere: just back to the free list
+      push_free({&fr, 1});
     } else {
       detail::store_and_wake_all(fr->state, kIdle);
     }
@@ -355,55 +434,142 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
 }
 
 template <RefCounter C>
-typename PageCache<C>::Frame* PageCache<C>::take_frame_locked() {
-  if (free_.empty()) {
-    // CLOCK: skip recently referenced frames once, batch the rest. Two
-    // sweeps at most: the second one meets every frame with its bit clear.
-    std::vector<Frame*> cands;
-    cands.reserve(opt_.evict_batch);
-    const std::size_t n = frames_.size();
-    for (std::size_t step = 0; step < 2 * n && free_.empty(); ++step) {
-      Frame& fr = frames_[clock_hand_];
-      clock_hand_ = (clock_hand_ + 1) % n;
-      const std::uint32_t st = fr.state.load(std::memory_order_relaxed);
-      if (st == kFree || st == kLoading) continue;
-      if (fr.referenced.load(std::memory_order_relaxed)) {
-        fr.referenced.store(false, std::memory_order_relaxed);
-        continue;
-      }
-      cands.push_back(&fr);
-      if (cands.size() == opt_.evict_batch || step + 1 == 2 * n) {
-        reclaim_locked(cands, nullptr);
-        cands.clear();
-      }
-    }
-    if (!cands.empty()) reclaim_locked(cands, nullptr);
-    if (free_.empty()) return nullptr;
+typename PageCache<C>::Frame* PageCache<C>::pop_free() noexcept {
+  const std::size_t home = home_list();
+  for (std::size_t k = 0; k < kFreeLists; ++k) {  // our own first, then steal
+    FreeList& l = free_[(home + k) % kFreeLists];
+    if (l.size.load(std::memory_order_relaxed) == 0) continue;  // a hint; checked under mu
+    std::lock_guard lock(l.mu);
+    if (l.frames.empty()) continue;
+    Frame* fr = l.frames.back();
+    l.frames.pop_back();
+    l.size.store(l.frames.size(), std::memory_order_relaxed);
+    return fr;
   }
-  Frame* fr = free_.back();
-  free_.pop_back();
-  return fr;
+  return nullptr;
 }
 
 template <RefCounter C>
-void PageCache<C>::reclaim_locked(std::vector<Frame*>& cands, DropReport* report) {
+void PageCache<C>::push_free(std::span<Frame* const> frames) noexcept {
+  if (frames.empty()) return;
+  FreeList& l = free_[home_list()];
+  std::lock_guard lock(l.mu);
+  // Never allocates: a frame is on one list at most once, and every list had
+  // room for every frame from the start.
+  assert(l.frames.size() + frames.size() <= l.frames.capacity());
+  l.frames.insert(l.frames.end(), frames.begin(), frames.end());
+  l.size.store(l.frames.size(), std::memory_order_relaxed);
+}
+
+template <RefCounter C>
+typename PageCache<C>::Frame* PageCache<C>::take_frame() {
+  if (Frame* fr = pop_free()) [[likely]]
+    return fr;
+  return evict();
+}
+
+// CLOCK without a lock: each fetch_add of the hand gives this thread the
+// next window of evict_batch frames to itself (other evictors get other
+// windows; drop(), DontNeed and close() hold claims, which we skip).
+// Referenced frames get their bit cleared and are skipped once; the others
+// are claimed and reclaimed as one batch; one freed frame is ours, the rest
+// go to the free list for the next misses. After three passes of the hand
+// over the pool with nothing freed, ENOBUFS: everything is pinned or
+// loading (the third pass ignores the referenced bits, which readers may
+// keep setting again as fast as we clear them).
+// Frames we could not claim (another reclaimer's claim lasts one batch, or
+// the frame changed state as we looked) and Free frames (another batch
+// freed them and is about to put them on the free list, or a loader has
+// just taken them) do not count as pinned: if the last passes met any, we
+// yield and go on.
+template <RefCounter C>
+typename PageCache<C>::Frame* PageCache<C>::evict() {
+  const std::size_t n = frames_.size();
+  const std::size_t window = std::min(opt_.evict_batch, n);
+  ReclaimScratch& sc = scratch();
+  std::size_t seen = 0, transient = 0;
+  for (;;) {
+    if (seen >= 3 * n) {
+      if (transient == 0) return nullptr;
+      std::this_thread::yield();  // wait for the other thread's batch
+      seen = transient = 0;
+    }
+    const std::uint64_t start = clock_hand_.fetch_add(window, std::memory_order_relaxed);
+    const bool second_chance = seen < 2 * n;  // the last pass takes referenced frames too
+    seen += window;
+    sc.cands.clear();
+    for (std::size_t k = 0; k < window; ++k) {
+      Frame& fr = frames_[(start + k) % n];
+      const std::uint32_t st =
+          fr.state.load(std::memory_order_relaxed);  // a hint; claim() re-reads
+      if (st == kLoading) continue;
+      if (st == kFree) {  // freed by a batch not yet on the free list, or a loader's now
+        ++transient;
+        continue;
+      }
+      if (fr.referenced.load(std::memory_order_relaxed)) {
+        fr.referenced.store(false, std::memory_order_relaxed);  // CLOCK hint
+        if (second_chance) continue;
+      }
+      if (claim(fr)) {
+        sc.cands.push_back(&fr);
+      } else {
+        ++transient;  // another reclaimer's, or it changed state under us
+      }
+    }
+    Frame* got = nullptr;
+    reclaim(sc.cands, nullptr, &got);
+    if (got != nullptr) return got;
+    if (Frame* fr = pop_free()) return fr;  // another thread freed some meanwhile
+  }
+}
+
+template <RefCounter C>
+bool PageCache<C>::claim(Frame& fr) noexcept {
+  // Relaxed test first: do not write a line someone else has claimed.
+  if (fr.claimed.load(std::memory_order_relaxed) ||
+      fr.claimed.exchange(true, std::memory_order_acquire))  // pairs with unclaim()'s release
+    return false;
+  // Acquire: pairs with the owner's release store of the state (the state
+  // table), so a Ready frame's key and length are those of its page.
+  const std::uint32_t st = fr.state.load(std::memory_order_acquire);
+  if (st == kReady || st == kError || st == kIdle) return true;
+  unclaim(fr);  // Free or Loading: its owner's, not ours
+  return false;
+}
+
+template <RefCounter C>
+void PageCache<C>::unclaim(Frame& fr) noexcept {
+  // Release: pairs with the acquire exchange in claim(): the next claimant
+  // sees what this one did to the frame.
+  fr.claimed.store(false, std::memory_order_release);
+}
+
+template <RefCounter C>
+void PageCache<C>::reclaim(std::vector<Frame*>& cands, DropReport* report, Frame** keep) {
   if (cands.empty()) return;
-  std::vector<typename C::Object*> objs;
-  std::unique_ptr<bool[]> dead(new bool[cands.size()]);
-  std::size_t freed = 0;
+  ReclaimScratch& sc = scratch();
+  if (sc.dead_size < cands.size()) {
+    sc.dead.reset(new bool[cands.size()]);
+    sc.dead_size = cands.size();
+  }
+  sc.freed.clear();
+  std::size_t freed_pages = 0;
   // A counter with a delayed zero (Refcache) confirms an idle object only on
   // a later call: give the frames that are still busy that many passes.
   for (int pass = 0; pass < reclaim_calls<C> && !cands.empty(); ++pass) {
-    objs.resize(cands.size());
-    for (std::size_t i = 0; i < cands.size(); ++i) objs[i] = &cands[i]->ref;
-    counter_.reclaim_batch(objs, std::span<bool>(dead.get(), cands.size()));
+    sc.objs.resize(cands.size());
+    for (std::size_t i = 0; i < cands.size(); ++i) sc.objs[i] = &cands[i]->ref;
+    counter_.reclaim_batch(sc.objs, std::span<bool>(sc.dead.get(), cands.size()));
     std::size_t kept = 0;
     for (std::size_t i = 0; i < cands.size(); ++i) {
-      if (dead[i]) {
+      if (sc.dead[i]) {
         // Count cached pages only: idle frames (a lost publish race, a
         // refresh) and failed reads are freed too, but were never pages.
-        freed += cands[i]->state.load(std::memory_order_relaxed) == kReady ? 1 : 0;
-        unlink_locked(*cands[i]);
+        freed_pages += cands[i]->state.load(std::memory_order_relaxed) == kReady ? 1 : 0;
+        release_dead(*cands[i]);
+        unclaim(*cands[i]);
+        sc.freed.push_back(cands[i]);
       } else {
         cands[kept++] = cands[i];
       }
@@ -412,22 +578,30 @@ void PageCache<C>::reclaim_locked(std::vector<Frame*>& cands, DropReport* report
     if (report != nullptr) ++report->batches;
   }
   std::size_t busy = 0;
-  for (Frame* fr : cands) busy += fr->state.load(std::memory_order_relaxed) == kReady ? 1 : 0;
-  // Relaxed: statistics, written under evict_mu_.
-  evictions_.fetch_add(freed, std::memory_order_relaxed);
-  busy_.fetch_add(busy, std::memory_order_relaxed);
+  for (Frame* fr : cands) {
+    busy += fr->state.load(std::memory_order_relaxed) == kReady ? 1 : 0;
+    unclaim(*fr);
+  }
+  if (keep != nullptr && !sc.freed.empty()) {
+    *keep = sc.freed.back();
+    sc.freed.pop_back();
+  }
+  push_free(sc.freed);
+  // Relaxed: statistics.
+  if (freed_pages != 0) evictions_.fetch_add(freed_pages, std::memory_order_relaxed);
+  if (busy != 0) busy_.fetch_add(busy, std::memory_order_relaxed);
   if (report != nullptr) {
-    report->evicted += freed;
+    report->evicted += freed_pages;
     report->busy += busy;
   }
 }
 
 template <RefCounter C>
-void PageCache<C>::unlink_locked(Frame& fr) {
+void PageCache<C>::release_dead(Frame& fr) {
   // The frame is dead: no token, no successful get until reset().
   const std::uint64_t key = fr.key.load(std::memory_order_relaxed);
   if (key != kNoKey) {
-    if (File* f = file(static_cast<FileId>(key >> kPageBits)))
+    if (File* f = file_any(static_cast<FileId>(key >> kPageBits)))
       unlink_page(*f, key & kPageMask, &fr);
   }
   fr.key.store(kNoKey, std::memory_order_relaxed);
@@ -435,7 +609,6 @@ void PageCache<C>::unlink_locked(Frame& fr) {
   // Every change of `state` wakes its waiters (a waiter holds a token, so
   // none should wait on a frame that gets here; if one did, it retries).
   detail::store_and_wake_all(fr.state, kFree);
-  free_.push_back(&fr);
 }
 
 template <RefCounter C>
@@ -486,7 +659,23 @@ std::vector<typename PageCache<C>::Frame*> PageCache<C>::cached_in_range(File& f
   return out;
 }
 
-/*** Counting modes and sweeps ***/
+/*** Statistics, counting modes and sweeps ***/
+template <RefCounter C>
+typename PageCache<C>::Shard* PageCache<C>::new_shard(detail::Slot& slot) {
+  Shard* sh = nullptr;
+  {
+    std::lock_guard lock(shards_mu_);
+    sh = &shard_store_.emplace_back();
+  }
+  sh->jitter ^= (std::uint64_t{slot.index} + 1) * 0xD1B54A32D192ED03ULL;  // a sequence per shard
+  sh->next_sweep = opt_.sweep_every == 0 ? ~std::uint64_t{0} : opt_.sweep_every;
+  sh->free_list = slot.index % kFreeLists;
+  // Release: pairs with the acquire in stats(), which then sees the shard's
+  // initialisation (the owner itself reads it relaxed, see shard()).
+  slot.payload.store(sh, std::memory_order_release);
+  return sh;
+}
+
 template <RefCounter C>
 void PageCache<C>::apply_advice(Frame& fr, Advice a) noexcept {
   if constexpr (requires(C & c, typename C::Object & o) { c.set_mode(o, Mode::Auto); }) {
@@ -582,21 +771,39 @@ Result<void> PageCache<C>::advise(FileId id, std::uint64_t offset, std::uint64_t
     return {};
   }
   // DontNeed: evict what is unpinned in the range, in batches.
-  std::lock_guard lock(evict_mu_);
-  std::vector<Frame*> cands;
-  for (Frame* fr : cached_in_range(*f, first, last)) {
-    const std::uint32_t st = fr->state.load(std::memory_order_relaxed);
-    if (st != kReady && st != kError && st != kIdle) continue;
-    const std::uint64_t key = fr->key.load(std::memory_order_relaxed);
-    if ((key >> kPageBits) != f->id) continue;  // recycled meanwhile
-    cands.push_back(fr);
-    if (cands.size() == opt_.drop_batch) {
-      reclaim_locked(cands, nullptr);
-      cands.clear();
-    }
-  }
-  reclaim_locked(cands, nullptr);
+  evict_range(*f, first, last, /*unlink_busy=*/false);
   return {};
+}
+
+template <RefCounter C>
+void PageCache<C>::evict_range(File& f, std::uint64_t first, std::uint64_t last, bool unlink_busy) {
+  std::vector<Frame*> cands;
+  cands.reserve(opt_.drop_batch);
+  auto flush = [&] {
+    reclaim(cands, nullptr, nullptr);
+    // Pinned pages of a closing file: nobody finds them again, and CLOCK
+    // frees them once their pins are gone (the state table: Ready -> Idle).
+    for (Frame* fr : cands) {
+      const std::uint64_t key = fr->key.load(std::memory_order_relaxed);
+      if ((key >> kPageBits) != f.id || !unlink_busy) continue;
+      if (unlink_page(f, key & kPageMask, fr)) {
+        std::uint32_t st = kReady;
+        fr->state.compare_exchange_strong(st, kIdle, std::memory_order_relaxed);
+      }
+    }
+    cands.clear();
+  };
+  for (Frame* fr : cached_in_range(f, first, last)) {
+    if (!claim(*fr)) continue;  // not a page now, or another reclaimer's
+    const std::uint64_t key = fr->key.load(std::memory_order_relaxed);
+    if ((key >> kPageBits) != f.id) {  // recycled meanwhile
+      unclaim(*fr);
+      continue;
+    }
+    cands.push_back(fr);
+    if (cands.size() == opt_.drop_batch) flush();
+  }
+  flush();
 }
 
 template <RefCounter C>
@@ -631,25 +838,24 @@ DropReport PageCache<C>::drop(std::size_t batch) {
   if (batch == 0) batch = opt_.drop_batch;
   DropReport report;
   const auto t0 = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(evict_mu_);
-    std::vector<Frame*> cands;
-    cands.reserve(batch);
-    for (Frame& fr : frames_) {
-      const std::uint32_t st = fr.state.load(std::memory_order_relaxed);
-      if (st == kFree) continue;
-      if (st == kLoading) {
-        ++report.busy;
-        continue;
-      }
-      cands.push_back(&fr);
-      if (cands.size() == batch) {
-        reclaim_locked(cands, &report);
-        cands.clear();
-      }
+  // No lock: misses go on meanwhile (they skip what we have claimed, and
+  // take the frames we free).
+  std::vector<Frame*> cands;
+  cands.reserve(batch);
+  for (Frame& fr : frames_) {
+    const std::uint32_t st = fr.state.load(std::memory_order_relaxed);  // a hint; claim() re-reads
+    if (st == kFree) continue;
+    if (st == kLoading || !claim(fr)) {
+      ++report.busy;  // loading, or being reclaimed by someone else
+      continue;
     }
-    reclaim_locked(cands, &report);
+    cands.push_back(&fr);
+    if (cands.size() == batch) {
+      reclaim(cands, &report, nullptr);
+      cands.clear();
+    }
   }
+  reclaim(cands, &report, nullptr);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }
@@ -678,8 +884,12 @@ template <RefCounter C>
 CacheStats PageCache<C>::stats() const {
   CacheStats s;
   for (std::uint32_t i = 0, n = stats_domain_.high_water(); i < n; ++i) {
-    s.hits += shards_[i].hits.load(std::memory_order_relaxed);
-    s.misses += shards_[i].misses.load(std::memory_order_relaxed);
+    // Acquire: pairs with the release store in new_shard().
+    if (const auto* sh = static_cast<const Shard*>(
+            stats_domain_.slot(i).payload.load(std::memory_order_acquire))) {
+      s.hits += sh->hits.load(std::memory_order_relaxed);
+      s.misses += sh->misses.load(std::memory_order_relaxed);
+    }
   }
   s.hits += overflow_.hits.load(std::memory_order_relaxed);
   s.misses += overflow_.misses.load(std::memory_order_relaxed);
