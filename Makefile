@@ -70,8 +70,17 @@ EVAL_ZIPF_ARGS := --counters all --workloads DRBZ --io cache,pread --hint auto,h
                   --file-size 64M --duration 0.2 --repeat 3
 EVAL_PHASE_ARGS := --counters atomic,paygo --workloads PHASE --io cache --hint auto,hot \
                    --phases 4 --phase-seconds 0.25 --repeat 3 --threads 2
+# Misses: uniformly random blocks of a file four times the cache (64 MiB
+# cache, 256 MiB file: the RRND defaults), through the page cache (PAYGO
+# auto and hinted, atomic) and the OS page cache; ~15 s.
+EVAL_RRND_ARGS := --counters atomic,paygo --workloads RRND --io cache,pread --hint auto,hot \
+                  --threads 1,2 --duration 0.5 --repeat 3
 EVAL_QUERY_ARGS := --counters all --workloads drop,reclaim-per-page \
                    --distributed 0,1,10,25,50,100 --file-size 128M --repeat 3
+# Drops while 1..n threads miss on another file (the readers' throughput
+# during each drop over just before it); ~5 s.
+EVAL_QUERY_MISSES_ARGS := --counters atomic,paygo --workloads drop-under-misses \
+                          --file-size 128M --drops 10 --repeat 1
 EVAL_QUERY_ZIPF_ARGS := --counters all --workloads drop --after DRBZ --hint auto,hot \
                         --file-size 64M --zipf-seconds 0.2 --repeat 3
 BENCH_ARGS ?=
@@ -272,12 +281,15 @@ eval: bench-build
 	$(call experiment,counting,$(EVAL_COUNTING_ARGS) --threads 1-$$n $(COUNTING_ARGS))
 	$(call experiment_as,counting-zipf,counting,$(EVAL_ZIPF_ARGS) --threads 1-$$n $(COUNTING_ARGS))
 	$(call experiment_as,counting-phase,counting,$(EVAL_PHASE_ARGS) $(COUNTING_ARGS))
+	$(call experiment_as,counting-rrnd,counting,$(EVAL_RRND_ARGS) $(COUNTING_ARGS))
 	$(call experiment,query,$(EVAL_QUERY_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
 	$(call experiment_as,query-zipf,query,$(EVAL_QUERY_ZIPF_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
+	$(call experiment_as,query-misses,query,$(EVAL_QUERY_MISSES_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
 	@$(call banner,plots)
 	tools/plot -o $(RESULTS_DIR) $(RESULTS_DIR)/micro.json $(RESULTS_DIR)/counting.json \
 	  $(RESULTS_DIR)/counting-zipf.json $(RESULTS_DIR)/counting-phase.json \
-	  $(RESULTS_DIR)/query.json $(RESULTS_DIR)/query-zipf.json
+	  $(RESULTS_DIR)/counting-rrnd.json $(RESULTS_DIR)/query.json $(RESULTS_DIR)/query-zipf.json \
+	  $(RESULTS_DIR)/query-misses.json
 	@secs=$$(( $$(date +%s) - $$(cat $(RESULTS_DIR)/.start) )); rm -f $(RESULTS_DIR)/.start; \
 	  echo "benchmarks took $$secs s (build not included)" | tee -a $(RESULTS_DIR)/summary.txt; \
 	  if grep -q '^WARNING' $(RESULTS_DIR)/summary.txt; then \

@@ -193,6 +193,12 @@ nlohmann::json to_json(const Result& r) {
   j["first_promotion_s"] = opt(r.first_promotion_s);
   j["promoted_read_share"] = opt(r.promoted_read_share);
   j["phases"] = r.phases;
+  j["cache_bytes"] = opt(r.cache_bytes);
+  j["file_bytes"] = opt(r.file_bytes);
+  j["hits"] = opt(r.hits_per_s);
+  j["misses"] = opt(r.misses_per_s);
+  j["evictions"] = opt(r.evictions_per_s);
+  j["readers_during_drop"] = opt(r.readers_during_drop);
   return j;
 }
 
@@ -236,21 +242,27 @@ std::string csv_field(std::string_view s) {
 std::string csv_header() {
   return "experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit,"
          "hint,after,promotions,demotions,distributed_pages,promoted_pages,"
-         "first_promotion_s,promoted_read_share";
+         "first_promotion_s,promoted_read_share,"
+         "cache_bytes,file_bytes,hits,misses,evictions,readers_during_drop";
 }
 
 std::string csv_row(const Result& r) {
   auto num = [](const std::optional<double>& v) {
     return v ? fmt::format("{:.9g}", *v) : std::string();
   };
+  auto count = [](const std::optional<std::uint64_t>& v) {
+    return v ? std::to_string(*v) : std::string();
+  };
   return fmt::format(
-      "{},{},{},{},{},{},{:.9g},{:.9g},{:.9g},{},{},{},{},{},{},{},{},{}", csv_field(r.experiment),
-      csv_field(r.workload), csv_field(r.counter), r.io ? csv_field(*r.io) : std::string(),
-      r.threads, r.distributed_pct ? fmt::format("{:g}", *r.distributed_pct) : std::string(),
-      r.stats.median, r.stats.min, r.stats.max, csv_field(r.unit),
-      r.hint ? csv_field(*r.hint) : std::string(), r.after ? csv_field(*r.after) : std::string(),
-      num(r.promotions), num(r.demotions), num(r.distributed_pages), num(r.promoted_pages),
-      num(r.first_promotion_s), num(r.promoted_read_share));
+      "{},{},{},{},{},{},{:.9g},{:.9g},{:.9g},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+      csv_field(r.experiment), csv_field(r.workload), csv_field(r.counter),
+      r.io ? csv_field(*r.io) : std::string(), r.threads,
+      r.distributed_pct ? fmt::format("{:g}", *r.distributed_pct) : std::string(), r.stats.median,
+      r.stats.min, r.stats.max, csv_field(r.unit), r.hint ? csv_field(*r.hint) : std::string(),
+      r.after ? csv_field(*r.after) : std::string(), num(r.promotions), num(r.demotions),
+      num(r.distributed_pages), num(r.promoted_pages), num(r.first_promotion_s),
+      num(r.promoted_read_share), count(r.cache_bytes), count(r.file_bytes), num(r.hits_per_s),
+      num(r.misses_per_s), num(r.evictions_per_s), num(r.readers_during_drop));
 }
 
 namespace {
@@ -441,14 +453,26 @@ void print_tables(const std::vector<Result>& results) {
       return fmt::format(" {:>8} {:>7} {:>7}", hinted(*r), n(r->promotions),
                          n(r->distributed_pages));
     };
-    fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}{}\n", extra(nullptr),
+    // A last column, misses per second, where some row missed (RRND, or
+    // DRBZ over a cache smaller than its file).
+    const bool has_miss = std::any_of(
+        rows.begin(), rows.end(), [](auto* r) { return r->misses_per_s && *r->misses_per_s > 0; });
+    auto misses = [&](const Result* r) -> std::string {
+      if (!has_miss) return "";
+      if (r == nullptr) return fmt::format(" {:>10}", "miss/s");
+      // One token (no space before the unit), so the column splits cleanly.
+      std::string v = r->misses_per_s ? human(*r->misses_per_s, "ops/s") : std::string("-");
+      v.erase(std::remove(v.begin(), v.end(), ' '), v.end());
+      return fmt::format(" {:>10}", v);
+    };
+    fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}{}{}\n", extra(nullptr),
                "threads", "counter", "median", "min", "max", "/noop", "/atomic", "/pread",
-               tuning(nullptr));
+               tuning(nullptr), misses(nullptr));
     for (const Result* r : rows) {
-      fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}{}\n", extra(r), r->threads,
-                 r->counter, human(r->stats.median, unit), human(r->stats.min, unit),
+      fmt::print("{}{:>7}  {:<14} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}{}{}\n", extra(r),
+                 r->threads, r->counter, human(r->stats.median, unit), human(r->stats.min, unit),
                  human(r->stats.max, unit), baseline(*r, "noop"), baseline(*r, "atomic"),
-                 baseline(*r, "kernel"), tuning(r));
+                 baseline(*r, "kernel"), tuning(r), misses(r));
     }
   }
   std::fflush(stdout);

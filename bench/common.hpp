@@ -123,10 +123,17 @@ struct TeamRun {
 /// together; each runs body(i, stop) -> ops until `stop` becomes true, which
 /// happens `seconds` after the start. Exceptions from the threads are
 /// rethrown here (the first one).
-template <class Warmup, class Body>
-TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body) {
+///
+/// before() and after() (the overload below) run on the calling thread:
+/// before() once every warm-up is done and before the start, after() once
+/// every thread has stopped and joined, so what happens between them is
+/// exactly the timed reads (e.g. cache statistics deltas).
+template <class Warmup, class Body, class Before, class After>
+TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body, Before&& before,
+                 After&& after) {
   Padded<std::atomic<bool>> stop(false);
   Padded<std::atomic<std::uint64_t>> total(0);
+  std::latch warmed(static_cast<std::ptrdiff_t>(threads));
   std::latch start(static_cast<std::ptrdiff_t>(threads) + 1);
   std::exception_ptr error;
   std::atomic<bool> failed{false};
@@ -140,6 +147,7 @@ TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body)
       } catch (...) {
         if (!failed.exchange(true, std::memory_order_acq_rel)) error = std::current_exception();
       }
+      warmed.count_down();
       start.arrive_and_wait();
       if (failed.load(std::memory_order_acquire)) return;
       std::uint64_t n = 0;
@@ -152,6 +160,10 @@ TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body)
       total.value.fetch_add(n, std::memory_order_relaxed);
     });
   }
+  warmed.wait();
+  // Acquire of the failed flag: a warm-up failure was published before its
+  // count_down; before() is skipped then (the run is rethrown below).
+  if (!failed.load(std::memory_order_acquire)) before();
   start.arrive_and_wait();
   const auto t0 = std::chrono::steady_clock::now();
   std::this_thread::sleep_until(t0 + std::chrono::duration<double>(seconds));
@@ -160,8 +172,15 @@ TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body)
   const auto t1 = std::chrono::steady_clock::now();
   team.clear();  // joins
   if (error) std::rethrow_exception(error);
+  after();
   return {total.value.load(std::memory_order_relaxed),
           std::chrono::duration<double>(t1 - t0).count()};
+}
+
+template <class Warmup, class Body>
+TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body) {
+  return run_team(
+      threads, seconds, std::forward<Warmup>(warmup), std::forward<Body>(body), [] {}, [] {});
 }
 
 // ---- results --------------------------------------------------------------
@@ -194,6 +213,16 @@ struct Result {
   std::optional<double> first_promotion_s = std::nullopt;    // first read (warm-up incl.) to it
   std::optional<double> promoted_read_share = std::nullopt;  // DRBZ: reads to promoted pages
   nlohmann::json phases = nullptr;  // PHASE: one object per phase; null elsewhere
+  // The cache and the file of a `counting` row (bench/README.md): bytes the
+  // cache holds (null for pread: the OS page cache) and the size of the file
+  // read; per second over the timed part (medians of the repeats' rates):
+  // hits, misses and evictions (null where the cache does not count them).
+  std::optional<std::uint64_t> cache_bytes = std::nullopt, file_bytes = std::nullopt;
+  std::optional<double> hits_per_s = std::nullopt, misses_per_s = std::nullopt;
+  std::optional<double> evictions_per_s = std::nullopt;
+  // query drop-under-misses: the missing readers' throughput while each
+  // drop ran over their throughput just before it (median over the drops).
+  std::optional<double> readers_during_drop = std::nullopt;
 };
 
 /// What the page cache says about self-tuning after one repeat; folded

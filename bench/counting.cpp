@@ -6,11 +6,18 @@
 //   DRBH  all threads read the same block of the same file
 //   DRBZ  all threads read 4 KiB blocks of one file of --file-size drawn from
 //         a Zipf distribution (theta 0.99; rank -> block scrambled), the
-//         cache holding the whole file (loaded before the run)
+//         cache holding the whole file (loaded before the run) unless
+//         --cache-size is smaller (then it misses)
 //   PHASE one shared file, --phases phases of --phase-seconds each,
 //         alternating DRBH (block 0) and DRBM (thread i: block i + 1);
 //         promotions and demotions of the hot block reported per phase
+//   RRND  all threads read uniformly random 4 KiB blocks of one file of
+//         --file-size (default 4x --cache-size, default 64 MiB): mostly
+//         misses; each thread draws from its own generator, seeded by
+//         (thread, repeat), so every counter and io reads the same blocks
 //
+// Every row records the cache and file sizes and, from the cache's
+// statistics over the timed part, hits, misses and evictions per second.
 // --io cache: through paygo::cache::PageCache<C> for each --counters entry.
 //             PAYGO runs once per --hint value: auto (no advice: self-
 //             tuning), hot (the whole file advised Hot, the seed's hot
@@ -32,10 +39,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -54,14 +63,42 @@ namespace paygo::bench {
 namespace {
 
 constexpr std::size_t kBlock = 4096;
-const std::vector<std::string> kWorkloads = {"DRBL", "DRBM", "DRBH", "DRBZ", "PHASE"};
+const std::vector<std::string> kWorkloads = {"DRBL", "DRBM", "DRBH", "DRBZ", "PHASE", "RRND"};
 const std::vector<std::string> kHints = {"auto", "hot", "central"};
 
 const std::vector<std::string> kIoModes = {"cache", "pread", "rocksdb-lru", "rocksdb-hcc"};
 constexpr unsigned kReadsPerCheck = 16;
 /// RocksDB caches get a realistic block-cache size (so their default
-/// sharding applies: 2^6 shards of 1 MiB), far more than the blocks read.
+/// sharding applies: 2^6 shards of 1 MiB), far more than the blocks read
+/// by DRBL/DRBM/DRBH (unless --cache-size says otherwise).
 constexpr std::size_t kRocksCapacity = std::size_t{64} << 20;
+/// RRND's default cache (io cache and RocksDB); its file is kRrndFileFactor
+/// times the cache unless --file-size is given.
+constexpr std::uint64_t kRrndCache = std::uint64_t{64} << 20;
+constexpr std::uint64_t kRrndFileFactor = 4;
+/// DRBZ's default file.
+constexpr std::uint64_t kDrbzFile = std::uint64_t{64} << 20;
+/// The smallest --cache-size: this many pages plus one per thread (every
+/// reader pins one page at a time; a cache of a few frames only measures
+/// ENOBUFS).
+constexpr std::uint64_t kMinCachePages = 16;
+
+/// RRND's per-thread generator (splitmix64): no shared state, seeded by
+/// (repeat, thread) so every point of a round reads the same blocks.
+struct Rng {
+  std::uint64_t s;
+  Rng(unsigned repeat, unsigned thread)
+      : s(0x5eedf00d2024ULL ^ (std::uint64_t{repeat} << 32) ^ std::uint64_t{thread}) {}
+  std::uint64_t next() noexcept {
+    std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, n) for n <= 2^32 (multiply-shift of 32 random bits;
+  /// the bias, at most n / 2^32, is far below the noise).
+  std::uint64_t below(std::uint64_t n) noexcept { return ((next() >> 32) * n) >> 32; }
+};
 
 /// Tells the compiler the bytes at `p` are used, so the copy into a buffer
 /// nobody reads is not optimized away.
@@ -72,7 +109,8 @@ inline void keep(const void* p) {
 struct CountingOptions {
   std::string workloads = "DRBL,DRBM,DRBH";
   std::string hints = "auto";
-  std::string file_size = "64M";
+  std::string file_size;   // empty: per workload (DRBZ 64M, RRND 4x the cache)
+  std::string cache_size;  // empty: per workload (see cache_bytes_for)
   double phase_seconds = 0.25;
   unsigned phases = 4;
   // PAYGO's self-tuning options (Paygo::Options defaults unless given).
@@ -89,13 +127,18 @@ struct CountingOptions {
   std::string dir;
   std::string json, csv;
   CLI::Option* threads_opt = nullptr;
+  CLI::Option* file_size_opt = nullptr;
+  CLI::Option* cache_size_opt = nullptr;
 };
 
 /// The files of one run, made once: per-thread files (DRBL), one file with
-/// a block per thread (DRBM), one block (DRBH); DRBZ's file of --file-size
-/// and PHASE's file (block 0 hot, then a block per thread) when selected.
+/// a block per thread (DRBM), one block (DRBH); DRBZ's and RRND's files
+/// (one file when both have the same size) and PHASE's file (block 0 hot,
+/// then a block per thread) when selected. Sizes are multiples of kBlock.
 struct Files {
-  Files(const ScratchDir& dir, unsigned max_threads, std::uint64_t zipf_bytes, bool phase) {
+  Files(const ScratchDir& dir, unsigned threads, std::uint64_t zipf_size, bool phase,
+        std::uint64_t rrnd_size)
+      : max_threads(threads), zipf_bytes(zipf_size), rrnd_bytes(rrnd_size) {
     for (unsigned i = 0; i < max_threads; ++i) {
       private_files.push_back(dir.make_file("drbl-" + std::to_string(i), kBlock));
     }
@@ -103,16 +146,21 @@ struct Files {
     hot_block = dir.make_file("drbh", kBlock);
     if (zipf_bytes != 0) zipf_file = dir.make_file("drbz", zipf_bytes);
     if (phase) phase_file = dir.make_file("phase", std::uint64_t{kBlock} * (max_threads + 1));
-    zipf_blocks = (zipf_bytes + kBlock - 1) / kBlock;
+    if (rrnd_bytes != 0) {
+      rrnd_file = rrnd_bytes == zipf_bytes ? zipf_file : dir.make_file("rrnd", rrnd_bytes);
+    }
+    zipf_blocks = zipf_bytes / kBlock;
+    rrnd_blocks = rrnd_bytes / kBlock;
   }
-  /// (path, block) thread i reads in `workload` (DRBZ/PHASE: the file; the
-  /// block is chosen per read).
+  /// (path, block) thread i reads in `workload` (DRBZ/PHASE/RRND: the file;
+  /// the block is chosen per read, the one returned is the warm-up's).
   std::pair<const std::string*, std::uint64_t> target(const std::string& workload,
                                                       unsigned i) const {
     if (workload == "DRBL") return {&private_files[i], 0};
     if (workload == "DRBM") return {&shared_blocks, i};
     if (workload == "DRBZ") return {&zipf_file, 0};
     if (workload == "PHASE") return {&phase_file, 0};
+    if (workload == "RRND") return {&rrnd_file, 0};
     return {&hot_block, 0};
   }
   /// A number per file (thread i's private file: i; then the shared ones),
@@ -120,18 +168,33 @@ struct Files {
   std::uint64_t file_id(const std::string& workload, unsigned i) const {
     if (workload == "DRBL") return i;
     if (workload == "DRBM") return private_files.size();
+    if (workload == "RRND") return private_files.size() + 2;
     return private_files.size() + 1;
   }
+  /// The size of the file `workload` reads (DRBL: each thread's own file).
+  std::uint64_t bytes(const std::string& workload) const {
+    if (workload == "DRBM") return std::uint64_t{kBlock} * max_threads;
+    if (workload == "DRBZ") return zipf_bytes;
+    if (workload == "PHASE") return std::uint64_t{kBlock} * (max_threads + 1);
+    if (workload == "RRND") return rrnd_bytes;
+    return kBlock;
+  }
+  unsigned max_threads;
+  std::uint64_t zipf_bytes, rrnd_bytes;
   std::vector<std::string> private_files;
-  std::string shared_blocks, hot_block, zipf_file, phase_file;
-  std::uint64_t zipf_blocks = 0;
+  std::string shared_blocks, hot_block, zipf_file, phase_file, rrnd_file;
+  std::uint64_t zipf_blocks = 0, rrnd_blocks = 0;
 };
 
-/// One repeat of a cache point: reads/s and what self-tuning did.
+/// One repeat of a point: reads/s, what self-tuning did (io cache), the
+/// cache's size and its hits, misses and evictions per second over the
+/// timed part (null where the io does not count them).
 struct CacheRun {
   double ops = 0;
-  TuneSample tune;
-  nlohmann::json phases;  // PHASE only
+  TuneSample tune = {};
+  nlohmann::json phases = nullptr;  // PHASE only
+  std::optional<std::uint64_t> cache_bytes = std::nullopt;
+  std::optional<double> hits = std::nullopt, misses = std::nullopt, evictions = std::nullopt;
 };
 
 std::int64_t steady_ns() {
@@ -147,16 +210,17 @@ cache::Advice advice_for(const std::string& hint) {
   return cache::Advice::Hot;
 }
 
+/// One repeat of an io=cache point over a fresh cache of `cache_bytes`
+/// (a multiple of kBlock). `repeat` seeds RRND's generators.
 template <class C>
 CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& workload,
                     unsigned threads, double seconds, const std::string& hint,
-                    const CountingOptions& copt) {
+                    const CountingOptions& copt, std::uint64_t cache_bytes, unsigned repeat) {
   const bool drbz = workload == "DRBZ";
   const bool phase = workload == "PHASE";
+  const bool rrnd = workload == "RRND";
   cache::CacheOptions opt;
-  opt.capacity_bytes =
-      drbz ? static_cast<std::size_t>((files.zipf_blocks + files.zipf_blocks / 16 + 64) * kBlock)
-           : std::size_t{kBlock} * (threads + 16);
+  opt.capacity_bytes = static_cast<std::size_t>(cache_bytes);
   opt.sweep_every = copt.sweep_every;
   auto make_cache = [&] {
     if constexpr (std::is_same_v<C, Paygo>) {
@@ -191,8 +255,13 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
       }
     }
   }
-  if (drbz) {  // the cache holds the whole file: load it before the run
-    if (auto r = pc.advise(ids[0], 0, 0, cache::Advice::WillNeed); !r) {
+  if (drbz || rrnd) {
+    // Fill the cache before the run (untimed): the whole file where it fits
+    // (DRBZ by default), else its first pages, as many as there are frames,
+    // so the timed part starts in steady state (every miss evicts).
+    const std::uint64_t fill =
+        std::min<std::uint64_t>(files.bytes(workload), std::uint64_t{pc.frame_count()} * kBlock);
+    if (auto r = pc.advise(ids[0], 0, fill, cache::Advice::WillNeed); !r) {
       throw PointFailed(fmt::format("advise(WillNeed): {}", r.error().message()));
     }
   }
@@ -272,6 +341,9 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
     });
   }
   const double timed = phase ? copt.phase_seconds * copt.phases : seconds;
+  // The cache's counts over the timed part only: after every warm-up read,
+  // and after the last timed read (run_team's before/after hooks).
+  cache::CacheStats before, after;
   const TeamRun run = run_team(
       threads, timed,
       [&](unsigned i) {
@@ -284,6 +356,22 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[kBlock];
         std::uint64_t n = 0;
+        if (rrnd) {
+          Rng rng(repeat, i);
+          const std::uint64_t nblocks = files.rrnd_blocks;
+          while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see below
+            for (unsigned j = 0; j < kReadsPerCheck; ++j) {
+              const std::uint64_t b = rng.below(nblocks);
+              auto r = pc.read(ids[i], buf, kBlock, b * kBlock);
+              if (!r || *r != kBlock) [[unlikely]]
+                throw PointFailed(fmt::format("reading block {} failed: {}", b,
+                                              r ? "short read" : r.error().message()));
+              keep(buf);
+            }
+            n += kReadsPerCheck;
+          }
+          return n;
+        }
         if (drbz) {
           const std::uint32_t* draws = zipf->draws[i].data();
           std::size_t k = 0;
@@ -315,13 +403,23 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
           n += kReadsPerCheck;
         }
         return n;
-      });
+      },
+      [&] { before = pc.stats(); }, [&] { after = pc.stats(); });
   if (monitor.joinable()) {
     monitor.request_stop();
     monitor.join();
   }
   CacheRun out;
   out.ops = run.ops_per_second();
+  out.cache_bytes = std::uint64_t{pc.frame_count()} * kBlock;
+  if (run.seconds > 0) {
+    auto rate = [&](std::uint64_t a, std::uint64_t b) {
+      return static_cast<double>(b - a) / run.seconds;
+    };
+    out.hits = rate(before.hits, after.hits);
+    out.misses = rate(before.misses, after.misses);
+    out.evictions = rate(before.evictions, after.evictions);
+  }
   const cache::CacheStats st = pc.stats();
   out.tune.promotions = static_cast<double>(st.promotions);
   out.tune.demotions = static_cast<double>(st.demotions);
@@ -343,8 +441,11 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
   return out;
 }
 
+/// One repeat of an io=pread point (the OS page cache: no size of ours, no
+/// hit counts). `zipf`: DRBZ's draws, else null; `repeat` seeds RRND.
 double pread_once(const Files& files, const Zipf* zipf, const std::string& workload,
-                  unsigned threads, double seconds) {
+                  unsigned threads, double seconds, unsigned repeat) {
+  const bool rrnd = workload == "RRND";
   std::vector<int> fds(threads, -1);
   std::vector<std::uint64_t> blocks(threads);
   for (unsigned i = 0; i < threads; ++i) {
@@ -370,10 +471,24 @@ double pread_once(const Files& files, const Zipf* zipf, const std::string& workl
       },
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[kBlock];
+        std::uint64_t n = 0;
+        if (rrnd) {
+          Rng rng(repeat, i);
+          const std::uint64_t nblocks = files.rrnd_blocks;
+          while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
+            for (unsigned k = 0; k < kReadsPerCheck; ++k) {
+              const auto at = static_cast<off_t>(rng.below(nblocks) * kBlock);
+              if (::pread(fds[i], buf, kBlock, at) != static_cast<ssize_t>(kBlock)) [[unlikely]] {
+                throw PointFailed("pread failed");
+              }
+            }
+            n += kReadsPerCheck;
+          }
+          return n;
+        }
         const auto off = static_cast<off_t>(blocks[i] * kBlock);
         const std::uint32_t* draws = zipf != nullptr ? zipf->draws[i].data() : nullptr;
         std::size_t d = 0;
-        std::uint64_t n = 0;
         while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
           for (unsigned k = 0; k < kReadsPerCheck; ++k) {
             const off_t at = draws == nullptr ? off : static_cast<off_t>(draws[d] * kBlock);
@@ -399,50 +514,106 @@ struct BlockKey {
   rocksdb::Slice slice() const { return {bytes.data(), bytes.size()}; }
 };
 
-std::shared_ptr<rocksdb::Cache> make_rocksdb_cache(const std::string& io) {
-  if (io == "rocksdb-lru") return rocksdb::NewLRUCache(kRocksCapacity);
+std::shared_ptr<rocksdb::Cache> make_rocksdb_cache(const std::string& io, std::size_t capacity) {
+  if (io == "rocksdb-lru") return rocksdb::NewLRUCache(capacity);
   // The entries are all 4 KiB blocks: the estimate is exact.
-  return rocksdb::HyperClockCacheOptions(kRocksCapacity, kBlock).MakeSharedCache();
+  return rocksdb::HyperClockCacheOptions(capacity, kBlock).MakeSharedCache();
 }
 
-/// Inserts each thread's block (read from its file) into a fresh RocksDB
-/// cache, then times Lookup + memcpy 4 KiB + Release per read.
-double rocksdb_once(const std::string& io, const Files& files, const std::string& workload,
-                    unsigned threads, double seconds) {
-  const std::shared_ptr<rocksdb::Cache> cache = make_rocksdb_cache(io);
+/// Reads `block` of `fd` into `buf` and inserts a copy under `key` (the
+/// cache owns the copy): a block-cache fill.
+void rocksdb_fill(rocksdb::Cache& c, const std::string& io, const BlockKey& key, int fd,
+                  std::uint64_t block, char* buf) {
+  const ssize_t got = ::pread(fd, buf, kBlock, static_cast<off_t>(block * kBlock));
+  if (got != static_cast<ssize_t>(kBlock)) [[unlikely]]
+    throw PointFailed("reading a block to insert failed");
+  auto data = std::make_unique<char[]>(kBlock);
+  std::memcpy(data.get(), buf, kBlock);
+  const rocksdb::Status st =
+      c.Insert(key.slice(), data.get(), kBlock,
+               [](const rocksdb::Slice&, void* value) { delete[] static_cast<char*>(value); });
+  if (!st.ok()) throw PointFailed(fmt::format("{} Insert: {}", io, st.ToString()));
+  static_cast<void>(data.release());  // the cache owns it now (the deleter frees it)
+}
+
+/// One repeat of a RocksDB point over a fresh cache of `cache_bytes`.
+/// DRBL/DRBM/DRBH: inserts each thread's block (read from its file), then
+/// times Lookup + memcpy 4 KiB + Release per read (a miss fails the point).
+/// RRND: fills the cache with the file's first blocks (as many as fit),
+/// then each read is a Lookup of a random block and, on a miss, pread +
+/// Insert (RocksDB's own block-cache fill). Hits and misses are the bench's
+/// own counts of Lookup results; evictions are not known (null).
+CacheRun rocksdb_once(const std::string& io, const Files& files, const std::string& workload,
+                      unsigned threads, double seconds, std::uint64_t cache_bytes,
+                      unsigned repeat) {
+  const bool rrnd = workload == "RRND";
+  const std::shared_ptr<rocksdb::Cache> cache =
+      make_rocksdb_cache(io, static_cast<std::size_t>(cache_bytes));
   if (!cache) throw PointFailed(fmt::format("{}: no cache made", io));
+  rocksdb::Cache& c = *cache;
   std::vector<BlockKey> keys;
   keys.reserve(threads);
+  std::vector<int> fds(threads, -1);
+  struct Closer {
+    std::vector<int>& fds;
+    ~Closer() {
+      for (int fd : fds)
+        if (fd >= 0) ::close(fd);
+    }
+  } closer{fds};
   std::map<std::pair<std::uint64_t, std::uint64_t>, bool> inserted;
   for (unsigned i = 0; i < threads; ++i) {
     const auto [path, block] = files.target(workload, i);
     const std::uint64_t file = files.file_id(workload, i);
     keys.emplace_back(file, block);
-    if (!inserted.emplace(std::pair{file, block}, true).second) continue;
-    const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw PointFailed(fmt::format("open {} failed", *path));
-    auto data = std::make_unique<char[]>(kBlock);
-    const ssize_t got = ::pread(fd, data.get(), kBlock, static_cast<off_t>(block * kBlock));
-    ::close(fd);
-    if (got != static_cast<ssize_t>(kBlock)) throw PointFailed("reading a block to insert failed");
-    const rocksdb::Status st = cache->Insert(
-        keys.back().slice(), data.get(), kBlock,
-        [](const rocksdb::Slice&, void* value) { delete[] static_cast<char*>(value); });
-    if (!st.ok()) throw PointFailed(fmt::format("{} Insert: {}", io, st.ToString()));
-    static_cast<void>(data.release());  // the cache owns it now (the deleter frees it)
+    fds[i] = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) throw PointFailed(fmt::format("open {} failed", *path));
+    if (rrnd || !inserted.emplace(std::pair{file, block}, true).second) continue;
+    char buf[kBlock];
+    rocksdb_fill(c, io, keys.back(), fds[i], block, buf);
   }
-  rocksdb::Cache& c = *cache;
+  const std::uint64_t file_id = files.file_id(workload, 0);
+  if (rrnd) {  // untimed: the cache full of the file's first blocks
+    const std::uint64_t fill = std::min<std::uint64_t>(files.rrnd_blocks, cache_bytes / kBlock);
+    char buf[kBlock];
+    for (std::uint64_t b = 0; b < fill; ++b)
+      rocksdb_fill(c, io, BlockKey(file_id, b), fds[0], b, buf);
+  }
+  std::vector<Padded<std::uint64_t>> misses(threads);
   const TeamRun run = run_team(
       threads, seconds,
       [&](unsigned i) {
+        if (rrnd) return;  // the first read may miss: nothing to warm
         rocksdb::Cache::Handle* h = c.Lookup(keys[i].slice());
         if (h == nullptr) throw PointFailed(fmt::format("{}: warm-up lookup missed", io));
         c.Release(h);
       },
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[kBlock];
-        const rocksdb::Slice key = keys[i].slice();
         std::uint64_t n = 0;
+        if (rrnd) {
+          Rng rng(repeat, i);
+          const std::uint64_t nblocks = files.rrnd_blocks;
+          std::uint64_t missed = 0;
+          while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
+            for (unsigned k = 0; k < kReadsPerCheck; ++k) {
+              const std::uint64_t b = rng.below(nblocks);
+              const BlockKey key(file_id, b);
+              if (rocksdb::Cache::Handle* h = c.Lookup(key.slice()); h != nullptr) {
+                std::memcpy(buf, c.Value(h), kBlock);
+                c.Release(h);
+              } else {  // a miss: pread into buf, insert a copy
+                rocksdb_fill(c, io, key, fds[i], b, buf);
+                ++missed;
+              }
+              keep(buf);
+            }
+            n += kReadsPerCheck;
+          }
+          misses[i].value = missed;  // read after the joins
+          return n;
+        }
+        const rocksdb::Slice key = keys[i].slice();
         while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
           for (unsigned k = 0; k < kReadsPerCheck; ++k) {
             rocksdb::Cache::Handle* h = c.Lookup(key);
@@ -456,7 +627,16 @@ double rocksdb_once(const std::string& io, const Files& files, const std::string
         }
         return n;
       });
-  return run.ops_per_second();
+  CacheRun out;
+  out.ops = run.ops_per_second();
+  out.cache_bytes = cache_bytes;
+  if (run.seconds > 0) {
+    std::uint64_t missed = 0;
+    for (const auto& m : misses) missed += m.value;
+    out.hits = static_cast<double>(run.ops - missed) / run.seconds;
+    out.misses = static_cast<double>(missed) / run.seconds;
+  }
+  return out;
 }
 
 /// PHASE rows: one line per phase of every repeat (the hot block's
@@ -504,15 +684,79 @@ int run_counting(const CountingOptions& opt) {
   if (opt.repeat == 0 || opt.repeat > 1000) {
     throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
   }
-  const bool with_drbz = std::find(workloads.begin(), workloads.end(), "DRBZ") != workloads.end();
-  const bool with_phase = std::find(workloads.begin(), workloads.end(), "PHASE") != workloads.end();
-  const std::uint64_t file_size = parse_size(opt.file_size, "--file-size");
-  const std::uint64_t zipf_bytes = with_drbz ? file_size : 0;
-  if (with_drbz && zipf_bytes < kBlock) {
-    throw UsageError(fmt::format("--file-size: at least {} bytes for DRBZ", kBlock));
+  auto selected = [&](std::string_view w) {
+    return std::find(workloads.begin(), workloads.end(), w) != workloads.end();
+  };
+  const bool with_drbz = selected("DRBZ");
+  const bool with_phase = selected("PHASE");
+  const bool with_rrnd = selected("RRND");
+  const unsigned max_threads = *std::max_element(threads.begin(), threads.end());
+  // --cache-size and --file-size: given, or per workload (cache_bytes_for
+  // below; DRBZ's file 64M, RRND's four times its cache).
+  const auto given = [](const CLI::Option* o) { return o != nullptr && o->count() > 0; };
+  const long phys_pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+  const std::uint64_t memory =  // 0: unknown (no check)
+      phys_pages > 0 && page_size > 0
+          ? static_cast<std::uint64_t>(phys_pages) * static_cast<std::uint64_t>(page_size)
+          : 0;
+  std::optional<std::uint64_t> cache_arg, file_arg;
+  if (given(opt.cache_size_opt)) {
+    const std::uint64_t c = parse_size(opt.cache_size, "--cache-size");
+    const std::uint64_t min_pages = kMinCachePages + max_threads;
+    if (c % kBlock != 0) {
+      throw UsageError(
+          fmt::format("--cache-size: {} is not a multiple of {} (the page size)", c, kBlock));
+    }
+    if (c / kBlock < min_pages) {
+      throw UsageError(fmt::format(
+          "--cache-size: {} bytes is too small: at least {} pages ({} bytes), {} plus one per "
+          "thread for --threads up to {}",
+          c, min_pages, min_pages * kBlock, kMinCachePages, max_threads));
+    }
+    if (memory != 0 && c > memory) {
+      throw UsageError(
+          fmt::format("--cache-size: {} bytes is more than this machine's memory ({})", c, memory));
+    }
+    cache_arg = c;
   }
-  if (with_drbz && zipf_bytes / kBlock > (std::uint64_t{1} << 32)) {
-    throw UsageError("--file-size: at most 2^32 blocks");
+  if (given(opt.file_size_opt)) {
+    const std::uint64_t f = parse_size(opt.file_size, "--file-size");
+    if (with_drbz || with_rrnd) {  // the other workloads read their own small files
+      if (f < kBlock) {
+        throw UsageError(fmt::format("--file-size: at least {} bytes for DRBZ and RRND", kBlock));
+      }
+      if (f % kBlock != 0) {
+        throw UsageError(
+            fmt::format("--file-size: {} is not a multiple of {} (DRBZ and RRND read whole blocks)",
+                        f, kBlock));
+      }
+      if (f / kBlock > (std::uint64_t{1} << 32)) {
+        throw UsageError("--file-size: at most 2^32 blocks");
+      }
+    }
+    file_arg = f;
+  }
+  const std::uint64_t zipf_bytes = with_drbz ? file_arg.value_or(kDrbzFile) : 0;
+  const std::uint64_t rrnd_cache = cache_arg.value_or(kRrndCache);
+  const std::uint64_t rrnd_bytes = with_rrnd ? file_arg.value_or(kRrndFileFactor * rrnd_cache) : 0;
+  // The cache of a point: --cache-size, else RRND's 64 MiB, else (io cache)
+  // one that holds the file (DRBZ: the file and a sixteenth, DRBL/DRBM/DRBH
+  // and PHASE: 16 pages and one per thread), else RocksDB's 64 MiB.
+  auto cache_bytes_for = [&](const std::string& w, unsigned t, bool rocksdb) -> std::uint64_t {
+    if (cache_arg) return *cache_arg;
+    if (w == "RRND") return kRrndCache;
+    if (rocksdb) return kRocksCapacity;
+    if (w == "DRBZ") {
+      const std::uint64_t blocks = zipf_bytes / kBlock;
+      return (blocks + blocks / 16 + 64) * kBlock;
+    }
+    return std::uint64_t{kBlock} * (t + kMinCachePages);
+  };
+  if (with_drbz && !cache_arg && memory != 0 && cache_bytes_for("DRBZ", 1, false) > memory) {
+    throw UsageError(fmt::format(
+        "--file-size: DRBZ's cache would hold the {}-byte file, more than this machine's memory "
+        "({}); give a smaller --cache-size",
+        zipf_bytes, memory));
   }
   check_duration(opt.phase_seconds, "--phase-seconds");
   if (opt.phases == 0 || opt.phases > 1000) {
@@ -520,8 +764,18 @@ int run_counting(const CountingOptions& opt) {
   }
   Outputs outputs(opt.json, opt.csv);
   ScratchDir dir(opt.dir);
-  const unsigned max_threads = *std::max_element(threads.begin(), threads.end());
-  const Files files(dir, max_threads, zipf_bytes, with_phase);
+  {
+    const std::uint64_t need = zipf_bytes + (rrnd_bytes == zipf_bytes ? 0 : rrnd_bytes);
+    std::error_code ec;
+    const auto space = std::filesystem::space(dir.path(), ec);
+    if (!ec && need > space.available) {
+      throw UsageError(fmt::format(
+          "--file-size: the DRBZ/RRND files need {} bytes, {} has {} free (choose another "
+          "--dir or a smaller size)",
+          need, dir.path().parent_path().string(), space.available));
+    }
+  }
+  const Files files(dir, max_threads, zipf_bytes, with_phase, rrnd_bytes);
   std::unique_ptr<Zipf> zipf;
   if (with_drbz) zipf = std::make_unique<Zipf>(files.zipf_blocks, max_threads);
 
@@ -534,7 +788,8 @@ int run_counting(const CountingOptions& opt) {
     }
   }
   // Points per (workload, threads): the cache's counters (PAYGO once per
-  // hint), pread (not PHASE), the RocksDB caches (DRBL/DRBM/DRBH only).
+  // hint), pread (not PHASE), the RocksDB caches (DRBL/DRBM/DRBH and RRND).
+  auto rocksdb_runs = [](const std::string& w) { return w != "DRBZ" && w != "PHASE"; };
   std::size_t cache_points = 0;
   if (with_cache) {
     for_each_selected(counters, [&]<class C>() {
@@ -543,14 +798,13 @@ int run_counting(const CountingOptions& opt) {
   }
   std::size_t total = 0;
   for (const auto& w : workloads) {
-    const bool fx = w != "DRBZ" && w != "PHASE";
-    total += threads.size() *
-             (cache_points + (with_pread && w != "PHASE" ? 1 : 0) + (fx ? rocks.size() : 0));
+    total += threads.size() * (cache_points + (with_pread && w != "PHASE" ? 1 : 0) +
+                               (rocksdb_runs(w) ? rocks.size() : 0));
   }
   if (total == 0) {
     throw UsageError(
         "nothing to measure: DRBZ runs on --io cache and pread, PHASE on --io cache only, "
-        "RocksDB on DRBL/DRBM/DRBH");
+        "RocksDB on DRBL/DRBM/DRBH and RRND");
   }
   Progress progress(total);
   std::vector<Result> results;
@@ -563,10 +817,12 @@ int run_counting(const CountingOptions& opt) {
     std::string counter, mode;
     std::optional<std::string> hint;
     bool tunes;  // the counter tunes itself: its self-tuning fields are not null
-    std::function<CacheRun()> once;
+    std::function<CacheRun(unsigned repeat)> once;
     std::vector<double> samples = {};
     std::vector<TuneSample> tune = {};
-    nlohmann::json phases = nlohmann::json::array();  // PHASE: every repeat's phases
+    std::optional<std::uint64_t> cache_bytes = {};
+    std::vector<double> hits = {}, misses = {}, evictions = {};  // per second, per repeat
+    nlohmann::json phases = nlohmann::json::array();             // PHASE: every repeat's phases
     bool failed = false;
   };
   auto label = [](const std::string& workload, const Point& p, unsigned t) {
@@ -578,9 +834,13 @@ int run_counting(const CountingOptions& opt) {
       for (auto& p : points) {
         if (p.failed) continue;
         try {
-          CacheRun run = p.once();
+          CacheRun run = p.once(r);
           p.samples.push_back(run.ops);
           p.tune.push_back(run.tune);
+          p.cache_bytes = run.cache_bytes;
+          if (run.hits) p.hits.push_back(*run.hits);
+          if (run.misses) p.misses.push_back(*run.misses);
+          if (run.evictions) p.evictions.push_back(*run.evictions);
           if (!run.phases.is_null()) {
             for (auto& ph : run.phases) {
               ph["repeat"] = r;
@@ -601,43 +861,58 @@ int run_counting(const CountingOptions& opt) {
       res.hint = p.hint;
       if (p.mode == "cache") set_tuning(res, p.tune, p.tunes);
       if (workload == "PHASE") res.phases = std::move(p.phases);
-      progress.report(label(workload, p, t),
-                      fmt::format("{} ops/s (median of {}){}", human(res.stats.median, "ops/s"),
-                                  p.samples.size(),
-                                  res.promotions ? fmt::format(", {:g} promotions, {:g} demotions",
-                                                               *res.promotions, *res.demotions)
-                                                 : std::string()));
+      res.cache_bytes = p.cache_bytes;
+      res.file_bytes = files.bytes(workload);
+      // Medians of the repeats' rates; null where no repeat had one.
+      auto median_rate = [](const std::vector<double>& v) -> std::optional<double> {
+        if (v.empty()) return std::nullopt;
+        return summarize(v).median;
+      };
+      res.hits_per_s = median_rate(p.hits);
+      res.misses_per_s = median_rate(p.misses);
+      res.evictions_per_s = median_rate(p.evictions);
+      progress.report(
+          label(workload, p, t),
+          fmt::format("{} ops/s (median of {}){}{}", human(res.stats.median, "ops/s"),
+                      p.samples.size(),
+                      res.promotions ? fmt::format(", {:g} promotions, {:g} demotions",
+                                                   *res.promotions, *res.demotions)
+                                     : std::string(),
+                      res.misses_per_s && *res.misses_per_s > 0
+                          ? fmt::format(", {} misses/s", human(*res.misses_per_s, "ops/s"))
+                          : std::string()));
       results.push_back(std::move(res));
     }
   };
   const Zipf* z = zipf.get();
   for (const auto& w : workloads) {
-    const bool fx = w != "DRBZ" && w != "PHASE";
     for (unsigned t : threads) {
       std::vector<Point> points;
       if (with_cache) {
+        const std::uint64_t cb = cache_bytes_for(w, t, false);
         for_each_selected(counters, [&]<class C>() {
           const bool paygo = std::string_view(C::kName) == "paygo";
           for (const std::string& h : paygo ? hints : std::vector<std::string>{"hot"}) {
             points.push_back({std::string(C::kName), "cache", h, kTunes<C>,
-                              [&files, z, &w, t, duration, h, &opt] {
-                                return cache_once<C>(files, z, w, t, duration, h, opt);
+                              [&files, z, &w, t, duration, h, &opt, cb](unsigned r) {
+                                return cache_once<C>(files, z, w, t, duration, h, opt, cb, r);
                               }});
           }
         });
       }
       if (with_pread && w != "PHASE") {
         points.push_back(
-            {"kernel", "pread", std::nullopt, false, [&files, z, &w, t, duration] {
-               return CacheRun{
-                   pread_once(files, w == "DRBZ" ? z : nullptr, w, t, duration), {}, nullptr};
+            {"kernel", "pread", std::nullopt, false, [&files, z, &w, t, duration](unsigned r) {
+               return CacheRun{pread_once(files, w == "DRBZ" ? z : nullptr, w, t, duration, r)};
              }});
       }
-      if (fx) {
+      if (rocksdb_runs(w)) {
+        const std::uint64_t cb = cache_bytes_for(w, t, true);
         for (const auto& m : rocks) {
-          points.push_back({m, m, std::nullopt, false, [&files, &w, &m, t, duration] {
-                              return CacheRun{rocksdb_once(m, files, w, t, duration), {}, nullptr};
-                            }});
+          points.push_back(
+              {m, m, std::nullopt, false, [&files, &w, &m, t, duration, cb](unsigned r) {
+                 return rocksdb_once(m, files, w, t, duration, cb, r);
+               }});
         }
       }
       run_group(w, t, points);
@@ -654,6 +929,8 @@ int run_counting(const CountingOptions& opt) {
       {"repeat", opt.repeat},
       {"block_bytes", kBlock},
       {"file_size_bytes", with_drbz ? nlohmann::json(zipf_bytes) : nlohmann::json(nullptr)},
+      {"rrnd_file_size_bytes", with_rrnd ? nlohmann::json(rrnd_bytes) : nlohmann::json(nullptr)},
+      {"cache_size_bytes", cache_arg ? nlohmann::json(*cache_arg) : nlohmann::json(nullptr)},
       {"zipf_theta", kZipfTheta},
       {"phase_seconds", opt.phase_seconds},
       {"phases", opt.phases},
@@ -680,20 +957,36 @@ Subcommand add_counting_command(CLI::App& app) {
       "  DRBM  one shared file, each thread reads its own block\n"
       "  DRBH  one shared file, every thread reads the same block\n"
       "  DRBZ  every thread reads 4 KiB blocks of one file of --file-size drawn from a Zipf\n"
-      "        distribution (theta 0.99, ranks shuffled over the file); the cache holds the\n"
-      "        whole file, loaded before the run (io cache and pread only)\n"
+      "        distribution (theta 0.99, ranks shuffled over the file); by default the cache\n"
+      "        holds the whole file, loaded before the run (io cache and pread only)\n"
       "  PHASE one shared file, --phases phases of --phase-seconds alternating DRBH (block 0)\n"
       "        and DRBM (thread i: block i+1); per phase, when the hot block was promoted and\n"
       "        demoted (io cache only; the timed part is the phases, not --duration)\n"
+      "  RRND  every thread reads uniformly random aligned 4 KiB blocks of one shared file\n"
+      "        (default 4x the cache: mostly misses); each thread has its own generator,\n"
+      "        seeded by (thread, repeat), so all points of a round read the same blocks. The\n"
+      "        cache is filled with the file's first blocks before the run. pread reads\n"
+      "        through the OS page cache, which is not limited by --cache-size\n"
+      "Sizes (--cache-size, --file-size; multiples of 4096, K/M/G suffixes). Defaults:\n"
+      "  DRBL, DRBM, DRBH, PHASE  a cache of 16 pages + one per thread (it holds the file);\n"
+      "         RocksDB 64 MiB\n"
+      "  DRBZ   a 64M file, a cache holding all of it (file + 1/16 + 64 pages), loaded\n"
+      "         before the run; a --cache-size below the file makes DRBZ miss\n"
+      "  RRND   a 64M cache (io cache and RocksDB), a file of 4x the cache\n"
+      "  --cache-size applies to every workload and to the RocksDB caches; --file-size to\n"
+      "  DRBZ and RRND. Each row records cache_bytes and file_bytes (cache_bytes null for\n"
+      "  pread) and hits/misses/evictions per second over the timed part (from the\n"
+      "  cache's statistics; null for pread; RocksDB: hits and misses of its Lookups)\n"
       "I/O modes:\n"
       "  cache  paygo's page cache with each --counters entry. PAYGO runs once per --hint:\n"
       "         auto (no advice: self-tuning), hot (the files advised Hot: the seed's hot\n"
       "         section), central (advised Central); the other counters run once, advised\n"
       "         Hot (hint column 'hot')\n"
       "  pread  the OS page cache through pread(2); the counter column is 'kernel'\n"
-      "  rocksdb-lru, rocksdb-hcc  RocksDB's LRUCache / HyperClockCache (64 MiB, default\n"
-      "         shards) holding the 4 KiB blocks, key = file id + block; a read is Lookup +\n"
-      "         memcpy 4 KiB + Release; the counter column is the cache's name\n"
+      "  rocksdb-lru, rocksdb-hcc  RocksDB's LRUCache / HyperClockCache (64 MiB or\n"
+      "         --cache-size, default shards) holding the 4 KiB blocks, key = file id +\n"
+      "         block; a read is Lookup + memcpy 4 KiB + Release (RRND: a miss is pread +\n"
+      "         Insert); the counter column is the cache's name (not DRBZ, PHASE)\n"
       "Threads are pinned round-robin to the usable CPUs, warmed up (one untimed read each),\n"
       "started together and stopped by a flag after --duration seconds; result: reads/s\n"
       "summed over threads. Each point runs --repeat times (a fresh cache each time); the\n"
@@ -702,14 +995,23 @@ Subcommand add_counting_command(CLI::App& app) {
       "with ratios to noop, atomic and kernel (pread) at the same threads.\n"
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
   sub->add_option("--workload,--workloads", opt->workloads,
-                  "Comma-separated: DRBL, DRBM, DRBH, DRBZ, PHASE, or 'all'")
+                  "Comma-separated: DRBL, DRBM, DRBH, DRBZ, PHASE, RRND, or 'all'")
       ->capture_default_str();
   sub->add_option("--hint", opt->hints,
                   "Comma-separated hints for the paygo rows: auto, hot, central, or 'all'")
       ->capture_default_str();
-  sub->add_option("--file-size", opt->file_size,
-                  "DRBZ's file: 4096, 512K, 64M, 1G, ... (the cache holds all of it)")
-      ->capture_default_str();
+  opt->file_size_opt =
+      sub->add_option("--file-size", opt->file_size,
+                      "DRBZ's and RRND's file: 4096, 512K, 64M, 1G, ... (a multiple of 4096). "
+                      "Default: DRBZ 64M, RRND 4x the cache")
+          ->option_text("SIZE");
+  opt->cache_size_opt =
+      sub->add_option("--cache-size", opt->cache_size,
+                      "Cache size (io cache and RocksDB), every workload: 64K, 64M, 1G, ... (a "
+                      "multiple of 4096, at least 16 pages + one per thread). Default: per "
+                      "workload (RRND 64M; DRBZ the file + 1/16; DRBL/DRBM/DRBH/PHASE 16 pages "
+                      "+ one per thread, RocksDB 64M)")
+          ->option_text("SIZE");
   sub->add_option("--phase-seconds", opt->phase_seconds, "PHASE: seconds per phase, > 0")
       ->capture_default_str();
   sub->add_option("--phases", opt->phases, "PHASE: phases per repeat (DRBH first), 1..1000")

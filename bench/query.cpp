@@ -8,6 +8,12 @@
 //                     and one scan of the counter tables per batch
 //   reclaim-per-page  the same, one page per batch (a fence per page), as a
 //                     reclaimer without a batch query would do
+//   drop-under-misses  (opt-in) --touch-threads threads read random pages of
+//                     a second file twice the size, missing all the time,
+//                     while the file is cached again and dropped --drops
+//                     times: the drop's seconds, and the readers' throughput
+//                     during each drop over their throughput just before it
+//                     (readers_during_drop, the median over the drops)
 // Result: seconds (lower is better), and the ratio to the 0% run.
 //
 // --after DRBZ: instead of the --distributed sweep, each point caches the
@@ -35,7 +41,7 @@
 namespace paygo::bench {
 namespace {
 
-const std::vector<std::string> kWorkloads = {"drop", "reclaim-per-page"};
+const std::vector<std::string> kWorkloads = {"drop", "reclaim-per-page", "drop-under-misses"};
 const std::vector<std::string> kAfter = {"DRBZ"};
 const std::vector<std::string> kHints = {"auto", "hot", "central"};
 
@@ -49,6 +55,7 @@ struct QueryOptions {
   CLI::Option* after_opt = nullptr;
   std::string hints = "auto,hot";
   double zipf_seconds = 0.3;
+  unsigned drops = 20;
   unsigned repeat = 3;
   std::string dir;
   std::string json, csv;
@@ -207,6 +214,84 @@ DropRun drop_after_zipf(const std::string& path, std::uint64_t size, unsigned to
   return out;
 }
 
+struct UnderMisses {
+  std::vector<double> seconds, ratios;  // one per drop
+};
+
+/// drop-under-misses: `readers` threads read uniformly random pages of
+/// `miss_path` (twice the cache's file, so they keep missing and evicting)
+/// while the main thread, `drops` times, caches `path` again (WillNeed),
+/// lets the readers run a base window, then drops. Each drop gives its
+/// seconds and the readers' reads/s during it over those of the window.
+template <class C>
+UnderMisses drop_under_misses(const std::string& path, std::uint64_t size,
+                              const std::string& miss_path, unsigned readers, unsigned drops) {
+  const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
+  const std::uint64_t miss_pages = 2 * pages;
+  cache::CacheOptions opt;
+  opt.capacity_bytes = static_cast<std::size_t>((pages + pages / 16 + 64) * cache::kPageSize);
+  cache::PageCache<C> pc(opt);
+  auto id = pc.open(path);
+  auto miss_id = pc.open(miss_path);
+  if (!id || !miss_id) throw PointFailed("open failed");
+  struct alignas(64) Count {
+    std::atomic<std::uint64_t> reads{0};  // one writer: plain load + store
+  };
+  std::vector<Count> counts(readers);
+  std::atomic<bool> stop{false}, failed{false};
+  auto total = [&] {
+    std::uint64_t n = 0;
+    for (auto& c : counts) n += c.reads.load(std::memory_order_relaxed);  // a sample
+    return n;
+  };
+  UnderMisses out;
+  {
+    std::vector<std::jthread> team;
+    for (unsigned t = 0; t < readers; ++t) {
+      team.emplace_back([&, t] {
+        pin_to_cpu_index(t);
+        std::uint64_t x = 0x9E3779B97F4A7C15ULL * (t + 1);
+        alignas(64) char buf[cache::kPageSize];
+        auto& c = counts[t].reads;
+        while (!stop.load(std::memory_order_relaxed)) {  // relaxed: only "stop soon"
+          x ^= x << 13;
+          x ^= x >> 7;
+          x ^= x << 17;
+          if (!pc.read(*miss_id, buf, sizeof buf, (x % miss_pages) * cache::kPageSize)) {
+            failed.store(true, std::memory_order_relaxed);  // read after the joins
+            break;
+          }
+          c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        }
+      });
+    }
+    const auto window = std::chrono::milliseconds(30);
+    for (unsigned d = 0; d < drops && !failed.load(std::memory_order_relaxed); ++d) {
+      if (auto r = pc.advise(*id, 0, 0, cache::Advice::WillNeed); !r) {
+        failed.store(true, std::memory_order_relaxed);
+        break;
+      }
+      const auto b0 = std::chrono::steady_clock::now();
+      const std::uint64_t n0 = total();
+      std::this_thread::sleep_for(window);
+      const auto b1 = std::chrono::steady_clock::now();
+      const std::uint64_t n1 = total();
+      const cache::DropReport report = pc.drop();
+      const auto b2 = std::chrono::steady_clock::now();
+      const std::uint64_t n2 = total();
+      const double before =
+          static_cast<double>(n1 - n0) / std::chrono::duration<double>(b1 - b0).count();
+      const double during =
+          static_cast<double>(n2 - n1) / std::chrono::duration<double>(b2 - b1).count();
+      out.seconds.push_back(report.seconds);
+      out.ratios.push_back(before > 0 ? during / before : 0.0);
+    }
+    stop.store(true, std::memory_order_relaxed);
+  }
+  if (failed.load(std::memory_order_relaxed)) throw PointFailed("a read or WillNeed failed");
+  return out;
+}
+
 int run_after(const QueryOptions& opt, const std::string& after, std::uint64_t size,
               const std::string& path, const std::vector<unsigned>& touchers,
               const std::vector<std::string>& counters, const std::vector<std::string>& workloads,
@@ -298,15 +383,57 @@ int run_query(const QueryOptions& opt) {
   check_duration(opt.zipf_seconds, "--zipf-seconds");
   Outputs outputs(opt.json, opt.csv);
   ScratchDir dir(opt.dir);
+  const bool under_misses =
+      std::find(workloads.begin(), workloads.end(), "drop-under-misses") != workloads.end();
+  if (under_misses && after) throw UsageError("--after: not with the drop-under-misses workload");
+  if (opt.drops == 0 || opt.drops > 100000)
+    throw UsageError(fmt::format("--drops: {} is out of range [1, 100000]", opt.drops));
   const std::string path = dir.make_file("query", size);
   if (after)
     return run_after(opt, after_name, size, path, touchers, counters, workloads, hints, outputs);
+  const std::string miss_path = under_misses ? dir.make_file("query-miss", 2 * size) : "";
 
-  Progress progress(workloads.size() * touchers.size() * distributed.size() * counters.size());
+  std::size_t points = 0;
+  for (const auto& w : workloads)
+    points +=
+        touchers.size() * counters.size() * (w == "drop-under-misses" ? 1 : distributed.size());
+  Progress progress(points);
   std::vector<Result> results;
   unsigned failures = 0;
   for (const auto& w : workloads) {
     for (unsigned t : touchers) {
+      if (w == "drop-under-misses") {  // no --distributed sweep: automatic counting
+        for_each_selected(counters, [&]<class C>() {
+          const std::string what = fmt::format("query {} {} miss-threads={}", w, C::kName, t);
+          UnderMisses run;
+          try {
+            for (unsigned r = 0; r < opt.repeat; ++r) {
+              UnderMisses one = drop_under_misses<C>(path, size, miss_path, t, opt.drops);
+              run.seconds.insert(run.seconds.end(), one.seconds.begin(), one.seconds.end());
+              run.ratios.insert(run.ratios.end(), one.ratios.begin(), one.ratios.end());
+            }
+          } catch (const PointFailed& e) {
+            ++failures;
+            progress.report(what, fmt::format("FAILED: {}", e.what()));
+            return;
+          }
+          Result res{"query",
+                     w,
+                     std::string(C::kName),
+                     std::string("cache"),
+                     t,
+                     std::nullopt,
+                     summarize(run.seconds),
+                     "s"};
+          res.hint = "auto";
+          res.readers_during_drop = summarize(run.ratios).median;
+          progress.report(what, fmt::format("drop {} (median of {}), readers during it {:.3f}x",
+                                            human(res.stats.median, "s"), run.seconds.size(),
+                                            *res.readers_during_drop));
+          results.push_back(std::move(res));
+        });
+        continue;
+      }
       for (unsigned pct : distributed) {
         for_each_selected(counters, [&]<class C>() {
           const std::string what =
@@ -339,7 +466,7 @@ int run_query(const QueryOptions& opt) {
   nlohmann::json config = {{"command", "query"},         {"file_size_bytes", size},
                            {"distributed", distributed}, {"touch_threads", touchers},
                            {"counters", counters},       {"workloads", workloads},
-                           {"repeat", opt.repeat}};
+                           {"drops", opt.drops},         {"repeat", opt.repeat}};
   outputs.write(config, results);
   print_tables(results);
   // The seed's figure of merit: each point against the same counter at 0%.
@@ -351,6 +478,7 @@ int run_query(const QueryOptions& opt) {
   fmt::print("{:<18} {:<14} {:>7} {:>6} {:>10} {:>8}\n", "workload", "counter", "threads", "dist%",
              "median", "/0%");
   for (const auto& r : results) {
+    if (!r.distributed_pct) continue;  // drop-under-misses: no sweep
     const auto it = zero.find({r.workload, r.counter, r.threads});
     fmt::print("{:<18} {:<14} {:>7} {:>6g} {:>10} {:>8}\n", r.workload, r.counter, r.threads,
                *r.distributed_pct, human(r.stats.median, "s"),
@@ -380,6 +508,11 @@ Subcommand add_query_command(CLI::App& app) {
       "per --hint: auto = no advice, hot = advised Hot, central; the others advised Hot),\n"
       "T threads run counting's DRBZ Zipf reads for --zipf-seconds (untimed), then the drop\n"
       "is timed; rows carry hint, after and the pages distributed before the drop.\n"
+      "drop-under-misses (opt-in, no sweep, no --after): T = --touch-threads threads read\n"
+      "random pages of a second file of twice --file-size (they keep missing) while the\n"
+      "file is cached (WillNeed) and dropped --drops times per repeat; rows give the drops'\n"
+      "seconds and readers_during_drop, the median over the drops of the readers' reads/s\n"
+      "while the drop ran over their reads/s in the 30 ms just before it.\n"
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
   sub->add_option("--file-size", opt->file_size, "Bytes to cache: 4096, 512K, 64M, 1G, ...")
       ->capture_default_str();
@@ -393,7 +526,11 @@ Subcommand add_query_command(CLI::App& app) {
          "--counters", opt->counters,
          "Comma-separated counter names, or 'all'. Known: " + join(all_counter_names(), ","))
       ->capture_default_str();
-  sub->add_option("--workloads", opt->workloads, "Comma-separated: drop, reclaim-per-page")
+  sub->add_option("--workloads", opt->workloads,
+                  "Comma-separated: drop, reclaim-per-page, drop-under-misses")
+      ->capture_default_str();
+  sub->add_option("--drops", opt->drops,
+                  "drop-under-misses: drops per repeat, each one measured, 1..100000")
       ->capture_default_str();
   opt->after_opt = sub->add_option(
       "--after", opt->after,

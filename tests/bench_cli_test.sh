@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_cli_test.sh BENCH — smoke test of `paygo-bench micro`: runs it on tiny
-# settings, checks the JSON schema (the ten fields plus the self-tuning ones,
-# all null for micro) and the CSV columns, that every requested point is
+# settings, checks the JSON schema (the ten fields plus the self-tuning ones
+# and the cache's sizes and rates, all null for micro) and the CSV columns, that every requested point is
 # there with positive values, that bad arguments exit non-zero with a
 # message, and that `counting --help` / `query --help` list their flags.
 set -euo pipefail
@@ -53,7 +53,8 @@ check(isinstance(machine["cores"], int) and machine["cores"] >= 1, "machine.core
 columns = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
            "median", "min", "max", "unit",
            "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
-           "first_promotion_s", "promoted_read_share"]
+           "first_promotion_s", "promoted_read_share",
+           "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop"]
 fields = set(columns) | {"phases"}
 tuning = columns[10:] + ["phases"]
 results = doc["results"]
@@ -63,7 +64,8 @@ for r in results:
     check(set(r) == fields, f"result fields {sorted(r)} != {sorted(fields)}")
     check(r["experiment"] == "micro", f"experiment {r['experiment']!r}")
     check(r["io"] is None and r["distributed_pct"] is None, "io/distributed_pct not null")
-    # micro has no page cache and no hint: every self-tuning field is null.
+    # micro has no page cache and no hint: every self-tuning field is null,
+    # and so are the cache's sizes and rates.
     for k in tuning:
         check(r[k] is None, f"micro row: {k} is {r[k]!r}, want null: {r}")
     check(isinstance(r["threads"], int) and r["threads"] >= 1, f"threads {r['threads']!r}")
@@ -120,7 +122,8 @@ check_help() {
   done
   echo "ok: $cmd --help mentions $*"
 }
-check_help counting --workload --hint --file-size --phases --phase-seconds DRBZ PHASE auto central
+check_help counting --workload --hint --file-size --cache-size --phases --phase-seconds DRBZ PHASE \
+  RRND auto central
 check_help query --after --hint --zipf-seconds --distributed DRBZ
 
 echo "== bad arguments"

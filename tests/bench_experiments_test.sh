@@ -4,18 +4,25 @@
 #   * bad arguments (old and self-tuning flags: --hint, --after, --phases,
 #     --phase-seconds, --file-size, --zipf-seconds) exit 2 with a message;
 #   * tiny runs: counting with every io over DRBL/DRBM/DRBH; counting DRBZ
-#     and PHASE with every hint; query with both workloads; query --after
+#     and PHASE with every hint; counting RRND with every io (a small
+#     --cache-size, and the default sizes), DRBZ and RRND over a cache
+#     smaller than their file; query with both workloads; query --after
 #     DRBZ. Each writes JSON whose rows have the ten result fields plus the
-#     self-tuning ones (null where they do not apply), every requested point,
-#     positive values, and CSV with the documented columns, equal to the JSON;
+#     self-tuning ones and the cache's sizes and rates (null where they do
+#     not apply), every requested point, positive values, and CSV with the
+#     documented columns, equal to the JSON;
 #   * DRBZ and PHASE rows have sensible self-tuning values (a phases array
 #     of --phases entries per repeat, PAYGO's DRBZ promoted_read_share);
+#   * cache_bytes / file_bytes are the sizes asked for (or the defaults),
+#     null cache_bytes for pread; hits/misses/evictions per second are null
+#     for pread, add up to the reads for the caches, and RRND and the small
+#     DRBZ miss;
 #   * the ratios printed on stdout (/noop, /atomic, /pread, /hot) and the
 #     promo/dist columns equal those of the medians in the JSON;
 #   * tools/plot turns the JSON into the expected PNG files (also JSON
 #     without the self-tuning fields, and rows with fields it does not know),
 #     and refuses a non-bench file.
-# About 20 s on a 2-core machine.
+# About 30 s on a 2-core machine.
 set -euo pipefail
 
 bench=${1:?usage: bench_experiments_test.sh PATH/TO/paygo-bench PATH/TO/tools/plot}
@@ -79,6 +86,19 @@ expect_usage_error counting --workload DRBZ --file-size lots
 expect_usage_error counting --workload DRBZ --file-size 12Q
 expect_usage_error counting --workload DRBZ --file-size 1K
 expect_usage_error counting --workload DRBZ --file-size 17000G
+expect_usage_error counting --workload DRBZ --file-size 5000
+expect_usage_error counting --workload RRND --file-size 5000
+expect_usage_error counting --workload RRND --file-size 1K
+expect_usage_error counting --workload RRND --file-size ""
+expect_usage_error counting --workload RRND --cache-size 4K
+expect_usage_error counting --workload RRND --cache-size 64K --threads 1-64
+expect_usage_error counting --workload RRND --cache-size 65537
+expect_usage_error counting --workload RRND --cache-size 0
+expect_usage_error counting --workload RRND --cache-size ""
+expect_usage_error counting --workload RRND --cache-size lots
+expect_usage_error counting --workload RRND --cache-size 99999999999G
+expect_usage_error counting --cache-size 4K
+expect_usage_error counting --workload DRBZ --io rocksdb-lru
 expect_usage_error query --counters no-such-counter
 expect_usage_error query --file-size ""
 expect_usage_error query --file-size 0
@@ -102,6 +122,8 @@ expect_usage_error query --after DRBZ --hint ""
 expect_usage_error query --after DRBZ --hint hot,hot
 expect_usage_error query --after DRBZ --zipf-seconds 0
 expect_usage_error query --after DRBZ --zipf-seconds nan
+expect_usage_error query --workloads drop-under-misses --drops 0
+expect_usage_error query --workloads drop-under-misses --after DRBZ
 
 echo "== counting: every io, all counters: ${counters[*]}"
 ios=cache,pread,rocksdb-lru,rocksdb-hcc
@@ -116,6 +138,25 @@ timeout 120 "$bench" counting --workload DRBZ,PHASE --io cache,pread --counters 
   >"$tmp/tuning.out" 2>"$tmp/tuning.err" ||
   { cat "$tmp/tuning.err" >&2; fail "paygo-bench counting DRBZ,PHASE exited non-zero"; }
 
+echo "== counting: RRND, every io, a 128K cache (the file: 4x, 512K)"
+timeout 120 "$bench" counting --workload RRND --io "$ios" --counters atomic,paygo --hint auto,hot \
+  --threads 1,2 --duration 0.05 --repeat 1 --cache-size 128K --dir "$tmp" \
+  --json "$tmp/rrnd.json" --csv "$tmp/rrnd.csv" >"$tmp/rrnd.out" 2>"$tmp/rrnd.err" ||
+  { cat "$tmp/rrnd.err" >&2; fail "paygo-bench counting RRND exited non-zero"; }
+
+echo "== counting: RRND at the default sizes (64M cache, 256M file)"
+timeout 120 "$bench" counting --workload RRND --io cache,pread --counters atomic --threads 1 \
+  --duration 0.02 --repeat 1 --dir "$tmp" \
+  --json "$tmp/rrnd-default.json" --csv "$tmp/rrnd-default.csv" >"$tmp/rrnd-default.out" \
+  2>"$tmp/rrnd-default.err" ||
+  { cat "$tmp/rrnd-default.err" >&2; fail "paygo-bench counting RRND (defaults) exited non-zero"; }
+
+echo "== counting: DRBZ and RRND over a 256K cache, a 1M file"
+timeout 120 "$bench" counting --workload DRBZ,RRND --io cache,pread --counters atomic,paygo \
+  --hint auto --threads 1 --duration 0.05 --repeat 1 --file-size 1M --cache-size 256K --dir "$tmp" \
+  --json "$tmp/small.json" --csv "$tmp/small.csv" >"$tmp/small.out" 2>"$tmp/small.err" ||
+  { cat "$tmp/small.err" >&2; fail "paygo-bench counting DRBZ,RRND --cache-size exited non-zero"; }
+
 echo "== query: drop and reclaim-per-page"
 timeout 120 "$bench" query --file-size 256K --distributed 0,100 --touch-threads 1 --repeat 1 --dir "$tmp" \
   --json "$tmp/query.json" --csv "$tmp/query.csv" >"$tmp/query.out" 2>"$tmp/query.err" ||
@@ -127,6 +168,12 @@ timeout 120 "$bench" query --after DRBZ --hint auto,hot --zipf-seconds 0.02 --fi
   --json "$tmp/after.json" --csv "$tmp/after.csv" >"$tmp/after.out" 2>"$tmp/after.err" ||
   { cat "$tmp/after.err" >&2; fail "paygo-bench query --after DRBZ exited non-zero"; }
 
+echo "== query drop-under-misses"
+timeout 120 "$bench" query --workloads drop-under-misses --file-size 256K --touch-threads 1,2 \
+  --drops 3 --counters atomic,paygo --repeat 1 --dir "$tmp" \
+  --json "$tmp/misses.json" --csv "$tmp/misses.csv" >"$tmp/misses.out" 2>"$tmp/misses.err" ||
+  { cat "$tmp/misses.err" >&2; fail "paygo-bench query drop-under-misses exited non-zero"; }
+
 python3 - "$tmp" "${counters[@]}" <<'PY'
 import csv, json, math, re, sys
 
@@ -136,8 +183,10 @@ tmp, counters = sys.argv[1], sys.argv[2:]
 COLUMNS = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
            "median", "min", "max", "unit",
            "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
-           "first_promotion_s", "promoted_read_share"]
+           "first_promotion_s", "promoted_read_share",
+           "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop"]
 FIELDS = set(COLUMNS) | {"phases"}
+SIZES = ["cache_bytes", "file_bytes", "hits", "misses", "evictions"]
 COUNTS = ["promotions", "demotions", "distributed_pages", "promoted_pages"]
 TUNED = "paygo"  # the one counter that tunes itself (runs once per --hint)
 
@@ -190,6 +239,12 @@ def load(name, experiment):
 def check_tuning(name, r):
     """The self-tuning fields: which rows have which, and their ranges."""
     where = f"{name}: {r['workload']} {r['counter']} io={r['io']} threads={r['threads']}"
+    if r["experiment"] == "query" and r["workload"] == "drop-under-misses":
+        # Automatic counting, the readers' ratio; nothing else.
+        for k in COLUMNS[10:] + ["phases"]:
+            if k not in ("hint", "readers_during_drop"):
+                check(r[k] is None, f"{where}: {k} is {r[k]!r}, want null (drop-under-misses)")
+        return
     if r["experiment"] == "query" and r["after"] is None:
         # The --distributed sweep: no hint, no self-tuning fields.
         for k in COLUMNS[10:] + ["phases"]:
@@ -232,6 +287,44 @@ def check_tuning(name, r):
         check(isinstance(r["phases"], list), f"{where}: phases {r['phases']!r}, want a list")
     else:
         check(r["phases"] is None, f"{where}: phases {r['phases']!r}, want null")
+    check_sizes(where, r)
+
+
+def check_sizes(where, r):
+    """cache_bytes, file_bytes and the per-second rates of a row."""
+    if r["experiment"] != "counting":  # micro and query rows have none
+        for k in SIZES:
+            check(r[k] is None, f"{where}: {k} is {r[k]!r}, want null (not counting)")
+        return
+    fb = r["file_bytes"]
+    check(isinstance(fb, int) and fb > 0 and fb % 4096 == 0, f"{where}: file_bytes {fb!r}")
+    if r["io"] == "pread":  # the OS page cache: no size of ours, no counts
+        for k in ("cache_bytes", "hits", "misses", "evictions"):
+            check(r[k] is None, f"{where}: {k} is {r[k]!r}, want null (pread)")
+        return
+    cb = r["cache_bytes"]
+    check(isinstance(cb, int) and cb > 0 and cb % 4096 == 0, f"{where}: cache_bytes {cb!r}")
+    for k in ("hits", "misses"):
+        check(is_num(r[k]) and r[k] >= 0, f"{where}: {k} {r[k]!r}, want a rate")
+    if r["io"] == "cache":
+        check(is_num(r["evictions"]) and r["evictions"] >= 0,
+              f"{where}: evictions {r['evictions']!r}")
+    else:  # RocksDB: its own Lookup results, no eviction count
+        check(r["evictions"] is None, f"{where}: evictions {r['evictions']!r}")
+    # Every timed read is a hit or a miss (one repeat: the same reads and
+    # seconds as the median).
+    total = r["hits"] + r["misses"]
+    check(abs(total - r["median"]) <= 0.01 * r["median"],
+          f"{where}: hits + misses = {total:.6g}/s, reads {r['median']:.6g}/s")
+    if r["workload"] in ("DRBL", "DRBM", "DRBH"):  # the cache holds the file
+        check(r["misses"] == 0, f"{where}: misses {r['misses']}, want 0")
+        if r["io"] == "cache":
+            check(r["evictions"] == 0, f"{where}: evictions {r['evictions']}")
+            check(cb == 4096 * (r["threads"] + 16), f"{where}: cache_bytes {cb}, want the default")
+        else:
+            check(cb == 64 << 20, f"{where}: RocksDB cache_bytes {cb}, want 64M")
+    if r["workload"] in ("DRBL", "DRBH"):
+        check(fb == 4096, f"{where}: file_bytes {fb}, want 4096")
 
 
 def points(results, keys):
@@ -318,6 +411,56 @@ for r in tuning:
             check(sum(ph[k] for ph in phases) <= r[k],
                   f"{where}: the phases' {k} add up to more than the row's {r[k]}")
 
+# ---- counting RRND: every io, a 128K cache, the file 4x ----
+rconf, rrnd = load("rrnd", "counting")
+check(rconf.get("cache_size_bytes") == 128 << 10 and rconf.get("rrnd_file_size_bytes") == 512 << 10
+      and rconf.get("file_size_bytes") is None, f"rrnd: config {rconf}")
+got = points(rrnd, ("workload", "threads", "counter", "io", "hint"))
+want = set()
+for t in (1, 2):
+    want |= {("RRND", t, c, "cache", h) for c in ("atomic", "paygo")
+             for h in hints_of(c, ["auto", "hot"])}
+    want |= {("RRND", t, "kernel", "pread", None), ("RRND", t, "rocksdb-lru", "rocksdb-lru", None),
+             ("RRND", t, "rocksdb-hcc", "rocksdb-hcc", None)}
+check(set(got) == want, f"rrnd points: missing {sorted(want - set(got), key=str)}, "
+                        f"unexpected {sorted(set(got) - want, key=str)}")
+for r in rrnd:
+    where = f"rrnd: {r['counter']} io={r['io']} hint={r['hint']} threads={r['threads']}"
+    check(r["file_bytes"] == 512 << 10, f"{where}: file_bytes {r['file_bytes']}")
+    if r["io"] == "pread":
+        continue
+    check(r["cache_bytes"] == 128 << 10, f"{where}: cache_bytes {r['cache_bytes']}")
+    # A file four times the cache, read uniformly: mostly misses.
+    check(r["misses"] > 0, f"{where}: no misses: {r}")
+    check(r["misses"] > r["hits"], f"{where}: more hits than misses: {r}")
+    if r["io"] == "cache":
+        check(r["evictions"] > 0, f"{where}: no evictions: {r}")
+    if r["hint"] == "hot":  # the whole file advised Hot: every cached page is in the range
+        check(r["distributed_pages"] > 0, f"{where}: distributed_pages {r['distributed_pages']}")
+
+# ---- RRND at the default sizes ----
+dconf, rdef = load("rrnd-default", "counting")
+check(dconf.get("cache_size_bytes") is None and dconf.get("rrnd_file_size_bytes") == 256 << 20,
+      f"rrnd-default: config {dconf}")
+check({(r["counter"], r["io"]) for r in rdef} == {("atomic", "cache"), ("kernel", "pread")},
+      f"rrnd-default: points {[(r['counter'], r['io']) for r in rdef]}")
+for r in rdef:
+    check(r["file_bytes"] == 256 << 20, f"rrnd-default: file_bytes {r}")
+    check(r["cache_bytes"] == (None if r["io"] == "pread" else 64 << 20),
+          f"rrnd-default: cache_bytes {r}")
+
+# ---- DRBZ and RRND over a 256K cache, a 1M file (one file for both) ----
+sconf, small = load("small", "counting")
+check(sconf.get("cache_size_bytes") == 256 << 10 and sconf.get("file_size_bytes") == 1 << 20
+      and sconf.get("rrnd_file_size_bytes") == 1 << 20, f"small: config {sconf}")
+check(len(small) == 2 * 3, f"small: {len(small)} points, want 6")
+for r in small:
+    where = f"small: {r['workload']} {r['counter']} io={r['io']} hint={r['hint']}"
+    check(r["file_bytes"] == 1 << 20, f"{where}: file_bytes {r['file_bytes']}")
+    if r["io"] == "cache":
+        check(r["cache_bytes"] == 256 << 10, f"{where}: cache_bytes {r['cache_bytes']}")
+        check(r["misses"] > 0 and r["evictions"] > 0, f"{where}: no misses: {r}")
+
 # ---- query: every (workload, threads, distributed, counter) ----
 _, query = load("query", "query")
 for r in query:
@@ -343,6 +486,23 @@ want = {(w, 2, c, h) for w in ("drop", "reclaim-per-page") for c in counters
 check(set(got) == want, f"after points: missing {sorted(want - set(got))}, "
                         f"unexpected {sorted(set(got) - want)}")
 
+for r in query + after:
+    check(r["readers_during_drop"] is None, f"readers_during_drop outside drop-under-misses: {r}")
+
+# ---- query drop-under-misses: 3 drops per point, the readers' ratio ----
+mconf, misses = load("misses", "query")
+check(mconf.get("drops") == 3, f"misses: config {mconf}")
+for r in misses:
+    where = f"misses {r['counter']} {r['threads']}"
+    check(r["workload"] == "drop-under-misses" and r["unit"] == "s" and r["hint"] == "auto"
+          and r["distributed_pct"] is None, f"{where}: row {r}")
+    check(is_num(r["readers_during_drop"]) and 0 <= r["readers_during_drop"] < 10,
+          f"{where}: readers_during_drop {r['readers_during_drop']!r}")
+    check(0 < r["min"] <= r["median"] <= r["max"], f"{where}: drop seconds {r}")
+got = points(misses, ("workload", "threads", "counter"))
+want = {("drop-under-misses", t, c) for t in (1, 2) for c in ("atomic", "paygo")}
+check(set(got) == want, f"misses points: missing {sorted(want - set(got))}, "
+                        f"unexpected {sorted(set(got) - want)}")
 
 # ---- the printed ratios are the ratios of the JSON medians ----
 def baseline(results, r, name):
@@ -390,6 +550,10 @@ def check_tables(name, results):
             continue
         experiment, workload = m.groups()
         header = lines[i + 1].split()
+        # A last column, misses/s, where some row of the table missed.
+        has_miss = header[-1] == "miss/s"
+        if has_miss:
+            header = header[:-1]
         # Self-tuning columns (/hot, promo, dist) follow where some row has a hint.
         has_tune = header[-3:] == ["/hot", "promo", "dist"]
         ratios = header[-6:-3] if has_tune else header[-3:]
@@ -399,6 +563,9 @@ def check_tables(name, results):
         i += 2
         while i < len(lines) and lines[i].strip():
             tok = lines[i].split()
+            miss = None
+            if has_miss:
+                miss, tok = tok[-1], tok[:-1]
             j = 0
             io = hint = dist = None
             if has_io:
@@ -411,7 +578,7 @@ def check_tables(name, results):
             threads, counter = int(tok[j]), tok[j + 1]
             key = (experiment, workload, io, hint, dist, threads, counter)
             check(key not in printed, f"{name}: row printed twice: {key}")
-            printed[key] = (tok[-6:-3], tok[-3:]) if has_tune else (tok[-3:], None)
+            printed[key] = ((tok[-6:-3], tok[-3:]) if has_tune else (tok[-3:], None)) + (miss,)
             i += 1
     check(len(printed) == len(results), f"{name}: {len(printed)} rows printed, "
                                         f"{len(results)} in the JSON")
@@ -420,7 +587,12 @@ def check_tables(name, results):
         dist = None if r["distributed_pct"] is None else float(r["distributed_pct"])
         key = (r["experiment"], r["workload"], r["io"], r["hint"], dist, r["threads"], r["counter"])
         check(key in printed, f"{name}: no printed row for {key}")
-        ratios, tune = printed[key]
+        ratios, tune, miss = printed[key]
+        if miss is not None:  # "-" exactly where the JSON has no miss rate
+            check((miss == "-") == (r["misses"] is None),
+                  f"{name}: {key}: miss/s printed {miss}, JSON {r['misses']}")
+        elif r["workload"] == "RRND" and r["io"] == "cache":
+            check(False, f"{name}: {key}: RRND table without a miss/s column")
         for text, base in zip(ratios, ("noop", "atomic", "kernel")):
             compared += check_ratio(name, key, f"/{base}", text, baseline(results, r, base), r)
         if tune is not None:
@@ -455,8 +627,10 @@ n = check_tables("counting", counting)
 # pread and rocksdb rows must have been compared with noop/atomic too.
 check(n >= len(counting) * 3 - len(counting), f"counting: only {n} ratios compared")
 m = check_tables("query", query) + check_tables("tuning", tuning) + check_tables("after", after)
+m += check_tables("rrnd", rrnd) + check_tables("small", small)
 p = check_phase_table("tuning", tuning)
 print(f"ok: counting {len(counting)} points, DRBZ/PHASE {len(tuning)} points ({p} phases), "
+      f"RRND {len(rrnd)} + {len(rdef)} points, DRBZ/RRND small cache {len(small)} points, "
       f"query {len(query)} points, query --after {len(after)} points, "
       f"{n + m} printed ratios match the medians")
 PY
@@ -480,11 +654,14 @@ expect_pngs() {
   (($# == made)) || fail "tools/plot made $made files in $dir, want $#: $(ls "$dir")"
   echo "ok: $made PNG files: $*"
 }
-"$plot" -o "$tmp/png" "$tmp/counting.json" "$tmp/tuning.json" "$tmp/query.json" \
-  "$tmp/after.json" >"$tmp/plot.out" 2>&1 ||
+"$plot" -o "$tmp/png" "$tmp/counting.json" "$tmp/tuning.json" "$tmp/rrnd.json" "$tmp/query.json" \
+  "$tmp/after.json" "$tmp/misses.json" >"$tmp/plot.out" 2>&1 ||
   { cat "$tmp/plot.out" >&2; fail "tools/plot exited non-zero"; }
 expect_pngs "$tmp/png" counting-DRBL counting-DRBM counting-DRBH counting-DRBZ counting-PHASE \
-  counting-DRBZ-tuning counting-PHASE-tuning query-threads query-ratio query-after-DRBZ
+  counting-RRND counting-DRBZ-tuning counting-PHASE-tuning counting-RRND-misses query-threads \
+  query-ratio query-after-DRBZ query-misses
+"$plot" --help | grep -q 'query-misses.png' || fail "tools/plot --help does not list query-misses"
+"$plot" --help | grep -q 'counting-RRND-misses.png' || fail "tools/plot --help does not list RRND"
 
 # Files of the first schema (the ten fields only, as docs/data/) still plot,
 # and so do rows with fields tools/plot does not know (later additions).
@@ -530,6 +707,8 @@ for name, w, want in (
         ("tuning", "DRBZ", ["atomic", "kernel (pread)", "paygo (auto)", "paygo (central)",
                             "paygo (hot)"]),
         ("tuning", "PHASE", ["atomic", "paygo (auto)", "paygo (central)", "paygo (hot)"]),
+        ("rrnd", "RRND", ["atomic", "kernel (pread)", "paygo (auto)", "paygo (hot)",
+                          "rocksdb-hcc", "rocksdb-lru"]),
         ("counting", "DRBH", sorted(set(counters) - {"paygo"} | {"paygo (auto)", "kernel (pread)",
                                                                  "rocksdb-lru", "rocksdb-hcc"})),
         ("old-counting", "DRBH", sorted(set(counters) | {"kernel (pread)", "rocksdb-lru",
