@@ -214,6 +214,13 @@ DropRun drop_after_zipf(const std::string& path, std::uint64_t size, unsigned to
   return out;
 }
 
+/// A row of `query`: seconds (lower is better), io cache.
+Result query_row(const std::string& workload, std::string_view counter, unsigned threads,
+                 std::optional<double> pct, const std::vector<double>& seconds) {
+  return Result{"query", workload, std::string(counter), std::string("cache"),
+                threads, pct,      summarize(seconds),   "s"};
+}
+
 struct UnderMisses {
   std::vector<double> seconds, ratios;  // one per drop
 };
@@ -327,14 +334,7 @@ int run_after(const QueryOptions& opt, const std::string& after, std::uint64_t s
             progress.report(what, fmt::format("FAILED: {}", e.what()));
             continue;
           }
-          Result res{"query",
-                     w,
-                     std::string(C::kName),
-                     std::string("cache"),
-                     t,
-                     std::nullopt,
-                     summarize(samples),
-                     "s"};
+          Result res = query_row(w, C::kName, t, std::nullopt, samples);
           res.hint = h;
           res.after = after;
           set_tuning(res, tune, kTunes<C>);
@@ -417,14 +417,7 @@ int run_query(const QueryOptions& opt) {
             progress.report(what, fmt::format("FAILED: {}", e.what()));
             return;
           }
-          Result res{"query",
-                     w,
-                     std::string(C::kName),
-                     std::string("cache"),
-                     t,
-                     std::nullopt,
-                     summarize(run.seconds),
-                     "s"};
+          Result res = query_row(w, C::kName, t, std::nullopt, run.seconds);
           res.hint = "auto";
           res.readers_during_drop = summarize(run.ratios).median;
           progress.report(what, fmt::format("drop {} (median of {}), readers during it {:.3f}x",
@@ -448,14 +441,7 @@ int run_query(const QueryOptions& opt) {
             progress.report(what, fmt::format("FAILED: {}", e.what()));
             return;
           }
-          Result res{"query",
-                     w,
-                     std::string(C::kName),
-                     std::string("cache"),
-                     t,
-                     static_cast<double>(pct),
-                     summarize(samples),
-                     "s"};
+          Result res = query_row(w, C::kName, t, static_cast<double>(pct), samples);
           progress.report(
               what, fmt::format("{} (median of {})", human(res.stats.median, "s"), samples.size()));
           results.push_back(std::move(res));
