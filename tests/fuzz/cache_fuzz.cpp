@@ -14,7 +14,9 @@
 //     stats().cached_pages is the number of distinct pinned, still-linked
 //     frames; a page known not to be cached (dropped, DontNeed, failed,
 //     refreshed away) is a miss, a pinned one a hit;
-//   * refresh() after the file was truncated or grown.
+//   * refresh() after the file was truncated or grown;
+//   * open() of an open file gives its FileId; the last close() makes reads
+//     EBADF, leaves pins valid, uncaches the file; reopening gives the same id.
 //
 // Input layout: 4 header bytes (capacity 1..6 pages, counter Paygo or
 // Atomic, evict/drop batch, three file sizes 0..~5 pages), then 4 bytes per
@@ -202,7 +204,7 @@ class Harness {
     const std::uint64_t size = size_[f];
     const long failed0 = backend_.failed;
     const auto st0 = cache_.stats();
-    switch (kind % 12) {
+    switch (kind % 13) {
       case 0:
       case 1: {  // read
         const std::uint64_t off = b % (size + 2 * kPageSize);
@@ -367,6 +369,32 @@ class Harness {
         if (missing || missing.error() != std::errc::no_such_file_or_directory) fail("ENOENT");
         auto dir = cache_.open(temp_dir().string());
         if (dir || dir.error() != std::errc::is_a_directory) fail("EISDIR");
+        break;
+      }
+      case 11: {  // a second open shares the file; the last close drops it; reopen
+        auto again = cache_.open(path_[f]);
+        if (!again || *again != id_[f]) fail("open of an open file: not the same FileId");
+        if (!cache_.close(id_[f])) fail("close of the second open");
+        if (b % 2 == 0) {  // still open: nothing changed
+          check_pins();
+          break;
+        }
+        if (!cache_.close(id_[f])) fail("last close");
+        char c = 0;
+        auto closed = cache_.read(id_[f], &c, 1, 0);
+        if (closed || closed.error() != std::errc::bad_file_descriptor) fail("read after close");
+        if (cache_.close(id_[f]).error() != std::errc::bad_file_descriptor) fail("close twice");
+        // Pins of the file stay valid, unlinked (as after refresh); no page
+        // of it is cached any more.
+        for (Pin& p : pins_) {
+          if (p.f == f) p.stale = true;
+        }
+        for (std::uint64_t pg = 0; pg < pages_for(size); ++pg) uncached_[f].insert(pg);
+        check_pins();
+        auto reopened = cache_.open(path_[f]);
+        if (!reopened || *reopened != id_[f]) fail("reopen: not the same FileId");
+        auto sz = cache_.size(id_[f]);
+        if (!sz || *sz != size) fail("size() after reopen");
         break;
       }
       default: {  // statistics are consistent

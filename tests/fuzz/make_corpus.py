@@ -104,7 +104,8 @@ for name, data in seeds.items():
     write("paygo_fuzz", name, data)
 
 # ---- cache_fuzz: header (4 bytes), then (kind, a, b16) ops ----
-READ, PIN, UNPIN, ADVISE, DROP, REFRESH, FAULT, CHUNK, ERRORS, STATS = 0, 2, 4, 5, 6, 7, 8, 9, 10, 11
+READ, PIN, UNPIN, ADVISE, DROP, REFRESH, FAULT, CHUNK, ERRORS, CLOSE, STATS = \
+    0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12
 
 
 def cop(kind, a, b):
@@ -136,6 +137,11 @@ c["refresh"] = [0x0D, 120, 40, 250] + cop(PIN, 0, 1) + cop(PIN, 0, 2) + cop(REFR
 c["advise"] = [0x0B, 250, 250, 250] + advise(0, 0, 0, False) + advise(0, 2, 0) + \
     cop(PIN, 0, 3) + advise(0, 3, 0, False) + cop(READ, 0, 12500) + advise(0, 1, 4096) + \
     cop(STATS, 0, 0) + cop(ERRORS, 1, 0) + cop(DROP, 0, 3)
+# Open twice, close once (still open); close the last open with a pin live,
+# reopen, read the pinned page again (a miss), drop.
+c["close"] = [0x03, 100, 60, 30] + cop(PIN, 0, 1) + cop(READ, 0, 100) + cop(CLOSE, 0, 0) + \
+    cop(READ, 0, 4096) + cop(CLOSE, 0, 1) + cop(READ, 0, 4096) + cop(PIN, 0, 1) + \
+    cop(CLOSE, 1, 1) + cop(DROP, 0, 0) + cop(CLOSE, 0, 3) + cop(STATS, 0, 0)
 rng = random.Random(2)
 for i in range(4):
     c["random%d" % i] = [rng.randrange(256) for _ in range(4 + 4 * 80)]
