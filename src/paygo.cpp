@@ -125,6 +125,8 @@ PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
   // positive. Neither can undercount.
   if (const std::int32_t a = free_entry->anchor.load(std::memory_order_acquire); a != 0) {
     free_entry->anchor.fetch_sub(a, std::memory_order_relaxed);
+    // Release: pairs with the acquire load of `local` in entry_count(), so a
+    // scan that reads the folded local also sees the anchor fold before it.
     free_entry->local.store(
         free_entry->local.load(std::memory_order_relaxed) + static_cast<std::uint32_t>(a),
         std::memory_order_release);
