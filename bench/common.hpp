@@ -33,10 +33,13 @@
 #include <utility>
 #include <vector>
 
+#include "paygo/baselines/counter_list.hpp"
 #include "paygo/config.hpp"
-#include "paygo/counter_list.hpp"
 
 namespace paygo::bench {
+
+// The benchmarks run every counter, baselines included.
+using namespace paygo::baselines;
 
 /// A bad command line: main() prints "paygo-bench: error: <what>" and exits 2.
 struct UsageError : std::runtime_error {
@@ -75,7 +78,7 @@ struct CounterNames<CounterList<Cs...>> {
   static std::vector<std::string> get() { return {std::string(Cs::kName)...}; }
 };
 
-/// Names of every counter in paygo::AllCounters, in list order.
+/// Names of every counter in paygo::baselines::AllCounters, in list order.
 inline std::vector<std::string> all_counter_names() {
   return CounterNames<AllCounters>::get();
 }

@@ -55,7 +55,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "paygo/cache/page_cache.hpp"
-#include "paygo/counters/paygo.hpp"
+#include "paygo/paygo_counter.hpp"
 #include "workfiles.hpp"
 #include "zipf.hpp"
 

@@ -111,7 +111,7 @@ std::uint32_t Domain::owned_slots() const noexcept {
   return registry_->owned;
 }
 
-detail::Slot* Domain::current_slow() noexcept {
+Slot* Domain::current_slow() noexcept {
   using namespace detail;
   ThreadSlots& ts = t_slots;
   if (ts.exiting) return nullptr;   // thread_local destructors run after retirement

@@ -1,5 +1,5 @@
 // PAYGO slow paths: table creation, entry claim, freeze/query, batch reclaim.
-#include "paygo/counters/paygo.hpp"
+#include "paygo/paygo_counter.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -59,7 +59,7 @@ Paygo::~Paygo() {
   }
 }
 
-PaygoTable* Paygo::make_table(detail::Slot& slot) noexcept {
+PaygoTable* Paygo::make_table(Slot& slot) noexcept {
   void* mem = ::operator new (sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries,
                               std::align_val_t{alignof(PaygoTable)}, std::nothrow);
   if (mem == nullptr) return nullptr;
@@ -75,7 +75,7 @@ PaygoTable* Paygo::make_table(detail::Slot& slot) noexcept {
 }
 
 PaygoTable* Paygo::find_table() noexcept {
-  detail::Slot* slot = domain_.current();
+  Slot* slot = domain_.current();
   if (slot == nullptr) return nullptr;
   // Relaxed: we own the slot; its table, if any, was made by us or by the
   // thread we adopted it from (handed over under the registry mutex).
@@ -308,7 +308,7 @@ namespace {
 /// the reclaim that then reads an empty mask and skips the heavy fence
 /// relies on the freeze and that mask load being in the single total order
 /// with the reader's seq_cst fetch_or of its bit and its seq_cst re-check
-/// of the word (publish() in paygo.hpp; docs/design.md point 8).
+/// of the word (publish() in paygo_counter.hpp; docs/design.md point 8).
 bool freeze_sc(std::atomic<std::uint64_t>& word, std::uint64_t bits = detail::kFrozen) noexcept {
   std::uint64_t w = word.load(std::memory_order_relaxed);
   if ((w & (detail::kFrozen | detail::kCountMask)) != 0) return false;

@@ -40,12 +40,10 @@ struct DomainOptions {
   std::uint32_t max_slots = 256;
 };
 
-namespace detail {
-
-struct Registry;
-
-/// One slot. Padded: `owner`/`payload` are read by every scanner and written
-/// only on registration, retirement and first use.
+/// One slot of a Domain: what a counter's per-owner state hangs on. Part of
+/// the public API (counters built on a Domain read `owner`, `payload` and
+/// `index`); only the Domain writes `owner` and `index`. Padded: `owner`/`payload` are read by
+/// every scanner and written only on registration, retirement and first use.
 struct alignas(kDestructiveInterference) Slot {
   /// Identity of the owning thread (see this_thread_tag()), or nullptr while
   /// retired. Written under the registry mutex; read relaxed by put() to ask
@@ -56,6 +54,10 @@ struct alignas(kDestructiveInterference) Slot {
   std::atomic<void*> payload{nullptr};
   std::uint32_t index = 0;
 };
+
+namespace detail {
+
+struct Registry;
 
 /// Per-thread direct-mapped cache of "my slot in domain `id`", indexed by
 /// the low bits of the id (ids are sequential, so a program's few live
@@ -93,7 +95,7 @@ class Domain {
 
   /// The calling thread's slot, registering it on first use; nullptr when all
   /// slots are owned by live threads.
-  PAYGO_INLINE detail::Slot* current() noexcept {
+  PAYGO_INLINE Slot* current() noexcept {
     const detail::ThreadCache& c = detail::tls_cache_for(id_);
     if (c.domain_id == id_ && c.slot != nullptr) [[likely]]
       return c.slot;
@@ -105,18 +107,18 @@ class Domain {
   /// Acquire: pairs with the release increment in registration, so the
   /// slot's index and payload pointer are visible to scanners.
   std::uint32_t high_water() const noexcept;
-  detail::Slot& slot(std::uint32_t i) noexcept { return slots_[i]; }
-  const detail::Slot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
+  Slot& slot(std::uint32_t i) noexcept { return slots_[i]; }
+  const Slot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
   std::uint64_t id() const noexcept { return id_; }
   /// Slots currently owned by a live thread (approximate; for statistics).
   std::uint32_t owned_slots() const noexcept;
 
  private:
-  PAYGO_COLD detail::Slot* current_slow() noexcept;
+  PAYGO_COLD Slot* current_slow() noexcept;
 
   std::uint64_t id_;
   std::uint32_t max_slots_;
-  detail::Slot* slots_;  // owned by registry_
+  Slot* slots_;  // owned by registry_
   std::shared_ptr<detail::Registry> registry_;
 };
 

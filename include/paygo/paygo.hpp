@@ -1,37 +1,33 @@
-// paygo/paygo.hpp — the umbrella header.
+// paygo/paygo.hpp — the umbrella header of the core library (paygo::paygo).
 //
 // paygo: scalable reference counting for multicore machines.
 //
-// What it is: reference counters for objects that many threads pin for a
+// What it is: a reference counter for objects that many threads pin for a
 // short time and one reclaimer occasionally frees (cached pages, blocks,
-// buffers). All counters satisfy paygo::RefCounter (paygo/counter.hpp):
-//   Paygo         anchor-based per-slot tables (FAST'19): scales with
-//                 cores on one hot object; reclaim pays a fence and a scan.
-//   Atomic        one shared atomic (vanilla Linux): exact, simple, stops
-//                 scaling at a few cores on a shared object.
-//   Noop          counts nothing: the benchmark ceiling, never for real use.
-//   PerSlotArray  a dense counter per slot per object ("cache affinity"):
-//                 fast, but memory grows as slots x objects.
-//   Sloppy        per-slot spare references (OSDI'10).
-//   Refcache      per-slot delta caches flushed per epoch; a zero is
-//                 confirmed only after a quiet epoch (EuroSys'13).
-//   PercpuRef     per-slot counts until killed, then one atomic (Linux's
-//                 percpu_ref).
+// buffers), and the pieces it is built from:
+//   paygo/counter.hpp        the RefCounter concept and its contract
+//   paygo/paygo_counter.hpp  Paygo: anchor-based per-slot tables (FAST'19),
+//                            self-tuning (central until contended); scales
+//                            with cores on one hot object, a reclaim of a
+//                            distributed object pays a fence and a scan
+//   paygo/domain.hpp         slots: who owns which per-owner state
+//   paygo/fence.hpp          the asymmetric (light/heavy) fence pair
 //
-// When not to use any of them: if objects are rarely shared, or freed about
-// as often as they are read, use Atomic (or std::shared_ptr): distributed
-// counts make every reclaim pay for what every get saved.
+// Not in here: the classic alternatives (Atomic, Noop, PerSlotArray, Sloppy,
+// Refcache, PercpuRef), kept for comparison in namespace paygo::baselines
+// (paygo/baselines/, target paygo::baselines), and the page cache
+// (paygo/cache/, target paygo::cache). Headers under a `detail/` folder are
+// internal: included by these headers, never by users; they change without
+// notice.
+//
+// When not to use: if objects are rarely shared, or freed about as often as
+// they are read, use one atomic (paygo::baselines::Atomic, or
+// std::shared_ptr): distributed counts make every reclaim pay for what every
+// get saved.
 #pragma once
 
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
-#include "paygo/counter_list.hpp"
-#include "paygo/counters/atomic.hpp"
-#include "paygo/counters/noop.hpp"
-#include "paygo/counters/paygo.hpp"
-#include "paygo/counters/per_slot_array.hpp"
-#include "paygo/counters/percpu_ref.hpp"
-#include "paygo/counters/refcache.hpp"
-#include "paygo/counters/sloppy.hpp"
 #include "paygo/domain.hpp"
 #include "paygo/fence.hpp"
+#include "paygo/paygo_counter.hpp"

@@ -3,6 +3,7 @@
 // Exit code 0 on success, 1 with a message otherwise.
 #include <cstdio>
 #include <fstream>
+#include <paygo/baselines/atomic.hpp>
 #include <paygo/cache/page_cache.hpp>
 #include <paygo/paygo.hpp>
 #include <string>
@@ -57,6 +58,15 @@ int main() {
     check(cache.drop().evicted == 1, "drop() did not evict the one cached page");
   }
   std::remove(path.c_str());
+
+  // A baseline from its own target (paygo::baselines), as the benchmarks use it.
+  paygo::baselines::Atomic atomic;
+  paygo::baselines::Atomic::Object aobj{atomic};
+  {
+    paygo::baselines::Atomic::Token t = atomic.get(aobj);
+    check(static_cast<bool>(t) && !atomic.try_reclaim(aobj), "Atomic counted no reference");
+  }
+  check(atomic.try_reclaim(aobj), "Atomic: try_reclaim failed with no reference held");
 
   if (failures == 0)
     std::printf("paygo-consumer: ok (membarrier %s)\n",

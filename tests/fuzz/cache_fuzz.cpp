@@ -36,9 +36,9 @@
 
 #include "../common/page_pattern.hpp"
 #include "fuzz_common.hpp"
+#include "paygo/baselines/atomic.hpp"
 #include "paygo/cache/page_cache.hpp"
-#include "paygo/counters/atomic.hpp"
-#include "paygo/counters/paygo.hpp"
+#include "paygo/paygo_counter.hpp"
 
 namespace {
 
@@ -444,7 +444,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   opt.evict_batch = 1 + (h0 >> 4) % 4;
   opt.drop_batch = 1 + (h0 >> 6);
   if ((h0 >> 3) & 1) {
-    Harness<paygo::Atomic> h(opt, sizes);
+    Harness<paygo::baselines::Atomic> h(opt, sizes);
     h.run(in);
   } else {
     paygo::Paygo::Options po;

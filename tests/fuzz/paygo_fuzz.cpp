@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "fuzz_common.hpp"
-#include "paygo/counters/paygo.hpp"
+#include "paygo/paygo_counter.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 /*
  * paygo.pml — Promela model of the PAYGO freeze/query protocol as
- * implemented in include/paygo/counters/paygo.hpp, src/paygo.cpp,
+ * implemented in include/paygo/paygo_counter.hpp, src/paygo.cpp,
  * include/paygo/detail/word.hpp and src/domain.cpp.
  * docs/verification.md maps every labelled step to the code line it stands
  * for; tests/model/run_model.sh checks every variant.

@@ -71,8 +71,8 @@
 #include <CLI/CLI.hpp>
 
 #include "../common/page_pattern.hpp"
+#include "paygo/baselines/counter_list.hpp"
 #include "paygo/cache/page_cache.hpp"
-#include "paygo/counter_list.hpp"
 #include "paygo/paygo.hpp"
 
 namespace {
@@ -990,7 +990,7 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", cfg.seconds, "run time (half of it in the cache phase with --cache)")
       ->check(CLI::PositiveNumber);
   std::vector<std::string> names;
-  paygo::AllCounters::for_each([&]<class C>() {
+  paygo::baselines::AllCounters::for_each([&]<class C>() {
     if (C::kCounts) names.emplace_back(C::kName);
   });
   app.add_option("--counter", cfg.counter, "counter to test")->check(CLI::IsMember(names));
@@ -1028,7 +1028,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   int rc = 2;
-  paygo::AllCounters::for_each([&]<class C>() {
+  paygo::baselines::AllCounters::for_each([&]<class C>() {
     if constexpr (C::kCounts) {
       if (C::kName != cfg.counter) return;
       if (cfg.phased && !kSelfTuning<C>) {

@@ -13,9 +13,11 @@
 
 #include <gtest/gtest.h>
 
-#include "paygo/paygo.hpp"
+#include "paygo/baselines/counter_list.hpp"
 
 namespace paygo::test {
+
+using namespace paygo::baselines;
 namespace {
 
 template <class C>

@@ -1,10 +1,10 @@
-// Test-only window into Paygo (declared a friend in paygo.hpp) and the small
+// Test-only window into Paygo (declared a friend in paygo_counter.hpp) and the small
 // options the PAYGO tests share (tests/unit/paygo_test.cpp, tune_test.cpp).
 #pragma once
 
 #include <cstdint>
 
-#include "paygo/counters/paygo.hpp"
+#include "paygo/paygo_counter.hpp"
 
 namespace paygo::detail {
 struct PaygoTestAccess {

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "paygo/counters/paygo.hpp"
+#include "paygo/paygo_counter.hpp"
 #include "paygo_access.hpp"
 
 namespace paygo::test {

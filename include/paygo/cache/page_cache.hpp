@@ -379,7 +379,7 @@ class PageCache {
   }
   /// This thread's statistics shard; nullptr past max_threads live threads.
   PAYGO_INLINE Shard* shard() noexcept {
-    detail::Slot* s = stats_domain_.current();
+    Slot* s = stats_domain_.current();
     if (s == nullptr) [[unlikely]]
       return nullptr;
     // Relaxed: this thread owns the slot, and a payload set by a former
@@ -389,7 +389,7 @@ class PageCache {
       sh = new_shard(*s);
     return sh;
   }
-  [[gnu::noinline]] Shard* new_shard(detail::Slot& s);
+  [[gnu::noinline]] Shard* new_shard(Slot& s);
   void count_miss() noexcept {
     if (Shard* sh = shard()) [[likely]] {
       auto& c = sh->misses;  // this thread is the only writer

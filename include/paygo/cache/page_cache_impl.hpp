@@ -661,7 +661,7 @@ std::vector<typename PageCache<C>::Frame*> PageCache<C>::cached_in_range(File& f
 
 /*** Statistics, counting modes and sweeps ***/
 template <RefCounter C>
-typename PageCache<C>::Shard* PageCache<C>::new_shard(detail::Slot& slot) {
+typename PageCache<C>::Shard* PageCache<C>::new_shard(Slot& slot) {
   Shard* sh = nullptr;
   {
     std::lock_guard lock(shards_mu_);

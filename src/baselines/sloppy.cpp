@@ -11,8 +11,9 @@
 //  (a) get from a spare: S_i -= 1 (relaxed), light_fence(), re-check word.
 //      If the getter did not see FROZEN, the Dekker pair with heavy_fence()
 //      makes r_i see the decrement (or a later value): counted. If it saw
-//      FROZEN, the get fails and (d) undoes it; r_i seeing the decrement
-//      but not the undo overestimates by one.
+//      FROZEN, the get fails and its back-off in get_untallied() undoes it
+//      (S_i += 1: the spare put back, relaxed); r_i seeing the decrement but
+//      not the back-off overestimates by one.
 //  (b) refill: C += kRefill (a CAS that refuses FROZEN, so it precedes the
 //      freeze CAS in C's modification order and r0, which follows the freeze
 //      in this thread, includes it), then S_i += kRefill - 1. r_i missing
@@ -33,9 +34,9 @@
 // smaller: V == 0 while frozen proves no reference is held, and a V read
 // with nothing in flight is exact. Reading the spares first would break
 // (e): spares read before the store, C after the fetch_sub, undercount.
-#include "paygo/counters/sloppy.hpp"
+#include "paygo/baselines/sloppy.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 Sloppy::Token Sloppy::refill(Object& o, detail::Cell& c, std::uint64_t v) noexcept {
   std::uint64_t w = o.word_.load(std::memory_order_relaxed);
@@ -107,4 +108,4 @@ bool Sloppy::try_reclaim(Object& o) noexcept {
   return true;
 }
 
-}  // namespace paygo
+}  // namespace paygo::baselines

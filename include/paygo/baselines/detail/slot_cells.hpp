@@ -1,4 +1,4 @@
-// paygo/detail/slot_cells.hpp — dense per-slot, per-object cells, slot-major.
+// paygo/baselines/detail/slot_cells.hpp — dense per-slot, per-object cells, slot-major.
 //
 // Contract
 // --------
@@ -38,7 +38,7 @@
 #include "paygo/detail/contract.hpp"
 #include "paygo/domain.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 /// Shared by the dense counters' option structs.
 struct SlotCellsOptions {
@@ -46,7 +46,9 @@ struct SlotCellsOptions {
   std::uint32_t max_objects = 65536;  ///< objects with a dense id; later ones use the central path
 };
 
-namespace detail {
+}  // namespace paygo::baselines
+
+namespace paygo::detail {
 
 /// "No dense id": the object was constructed while every id was taken.
 inline constexpr std::uint32_t kNoId = 0xffff'ffffU;
@@ -89,7 +91,7 @@ class IdAllocator {
 
 class SlotCells {
  public:
-  explicit SlotCells(SlotCellsOptions options);
+  explicit SlotCells(baselines::SlotCellsOptions options);
   ~SlotCells();
   SlotCells(const SlotCells&) = delete;
   SlotCells& operator=(const SlotCells&) = delete;
@@ -167,5 +169,4 @@ class SlotCells {
   TokenTally tokens_;
 };
 
-}  // namespace detail
-}  // namespace paygo
+}  // namespace paygo::detail

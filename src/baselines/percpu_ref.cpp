@@ -13,11 +13,11 @@
 // write happens before the killer's cell loads. Sections that start later
 // see FROZEN. Hence after wait_for_readers() no cell changes until the
 // object is resurrected, and the sum read is the cells' final value.
-#include "paygo/counters/percpu_ref.hpp"
+#include "paygo/baselines/percpu_ref.hpp"
 
 #include <thread>
 
-namespace paygo {
+namespace paygo::baselines {
 
 PercpuRef::Token PercpuRef::get_atomic(Object& o) noexcept {
   // Relaxed: ordered before the mode check by the light fence.
@@ -103,4 +103,4 @@ std::int64_t PercpuRef::approx(const Object& o) const noexcept {
   return query(o) + sum_cells(o);
 }
 
-}  // namespace paygo
+}  // namespace paygo::baselines

@@ -1,4 +1,4 @@
-// paygo/counters/per_slot_array.hpp — a dense counter per slot per object:
+// paygo/baselines/per_slot_array.hpp — a dense counter per slot per object:
 // the seed's "cache affinity" baseline.
 //
 // Contract
@@ -46,14 +46,14 @@
 #include <string_view>
 #include <utility>
 
+#include "paygo/baselines/detail/slot_cells.hpp"
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
-#include "paygo/detail/slot_cells.hpp"
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/fence.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 using PerSlotArrayOptions = SlotCellsOptions;
 
@@ -96,7 +96,7 @@ class PerSlotArray {
         detail::central_put(o.word_);
         return;
       }
-      detail::Slot* slot = o.cells_->domain().current();
+      Slot* slot = o.cells_->domain().current();
       detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
       if (c != nullptr) [[likely]] {
         // Release: pairs with the acquire cell loads in PerSlotArray::sum(),
@@ -157,7 +157,7 @@ class PerSlotArray {
     if (w0 & detail::kFrozen) [[unlikely]]
       return {};
     if (!(w0 & detail::kDistributed)) return get_central(o);
-    detail::Slot* slot = cells_.domain().current();
+    Slot* slot = cells_.domain().current();
     detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
     if (c == nullptr) [[unlikely]]
       return get_central(o);
@@ -184,4 +184,4 @@ class PerSlotArray {
 
 static_assert(RefCounter<PerSlotArray>);
 
-}  // namespace paygo
+}  // namespace paygo::baselines

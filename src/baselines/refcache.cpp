@@ -34,14 +34,15 @@
 // Puts store with release: a reclaimer that reads the -1 also sees
 // everything the holder did before it. So a frozen sum is >= T, == T with
 // nothing in flight, and 0 proves the object unreferenced.
-// tests/unit/refcache_test.cpp checks this under evictions and epoch flushes.
-#include "paygo/counters/refcache.hpp"
+// tests/unit/baselines_test.cpp (FrozenQueryNeverUndercountsWhileCountsMove,
+// with a two-entry cache) checks this under evictions and epoch flushes.
+#include "paygo/baselines/refcache.hpp"
 
 #include <algorithm>
 #include <bit>
 #include <new>
 
-namespace paygo {
+namespace paygo::baselines {
 
 using detail::RefcacheCache;
 using detail::RefcacheEntry;
@@ -82,7 +83,7 @@ void Refcache::flush_entry(RefcacheEntry& e) noexcept {
   }
 }
 
-RefcacheEntry* Refcache::entry_slow(detail::Slot& slot, std::uint32_t id) noexcept {
+RefcacheEntry* Refcache::entry_slow(Slot& slot, std::uint32_t id) noexcept {
   auto* cache =
       static_cast<RefcacheCache*>(slot.payload.load(std::memory_order_relaxed));  // see entry()
   // Relaxed: see entry(); a late epoch only delays the flush.
@@ -198,4 +199,4 @@ std::size_t Refcache::table_bytes() const noexcept {
   return n;
 }
 
-}  // namespace paygo
+}  // namespace paygo::baselines

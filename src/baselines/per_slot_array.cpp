@@ -1,7 +1,7 @@
 // PerSlotArray slow paths: freeze, query, reclaim.
-#include "paygo/counters/per_slot_array.hpp"
+#include "paygo/baselines/per_slot_array.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 bool PerSlotArray::try_freeze(Object& o) noexcept {
   if (!detail::central_tryfreeze(o.word_)) return false;
@@ -37,4 +37,4 @@ bool PerSlotArray::try_reclaim(Object& o) noexcept {
   return true;
 }
 
-}  // namespace paygo
+}  // namespace paygo::baselines

@@ -1,4 +1,4 @@
-// paygo/counters/paygo.hpp — PAYGO: anchor-based distributed reference counts
+// paygo/paygo_counter.hpp — PAYGO: anchor-based distributed reference counts
 // (Jung et al., FAST'19), with the freeze/query protocol and batch reclaim.
 //
 // Contract
@@ -188,25 +188,25 @@ class Paygo {
     using Ptr = void*;  // PaygoEntry* or the central word
     /// Home slot; nullptr for a central token (debug builds: the tagged
     /// address of the counter's central token tally, see central_tally()).
-    using Extra = detail::Slot*;
+    using Extra = Slot*;
     /// A debug build's central token: home is a tagged TokenTally*. Always
     /// false in release builds, where a central token's home is nullptr.
-    PAYGO_INLINE static bool tallied_central(const detail::Slot* home) noexcept {
+    PAYGO_INLINE static bool tallied_central(const Slot* home) noexcept {
       if constexpr (detail::kDebugChecks) {
         return (reinterpret_cast<std::uintptr_t>(home) & 1) != 0;
       } else {
         return false;
       }
     }
-    static detail::Slot* tag(detail::TokenTally* t) noexcept {
-      return reinterpret_cast<detail::Slot*>(reinterpret_cast<std::uintptr_t>(t) | 1);
+    static Slot* tag(detail::TokenTally* t) noexcept {
+      return reinterpret_cast<Slot*>(reinterpret_cast<std::uintptr_t>(t) | 1);
     }
-    static detail::TokenTally* central_tally(detail::Slot* home) noexcept {
+    static detail::TokenTally* central_tally(Slot* home) noexcept {
       return reinterpret_cast<detail::TokenTally*>(reinterpret_cast<std::uintptr_t>(home) &
                                                    ~std::uintptr_t{1});
     }
     /*** put: fast path ***/
-    PAYGO_INLINE static void release(void* p, detail::Slot* home) noexcept {
+    PAYGO_INLINE static void release(void* p, Slot* home) noexcept {
       // Central first: with self-tuning most objects are central, and one
       // test of a register costs the distributed puts next to nothing.
       if (home == nullptr || tallied_central(home)) {
@@ -245,7 +245,7 @@ class Paygo {
    private:
     friend class Paygo;
     friend struct detail::PaygoTestAccess;
-    Token(void* p, detail::Slot* home) noexcept : BasicToken(p, home) {}
+    Token(void* p, Slot* home) noexcept : BasicToken(p, home) {}
   };
 
   Paygo() : Paygo(Options{}) {}
@@ -424,7 +424,7 @@ class Paygo {
                    std::uint32_t* sigs) const;
   PAYGO_COLD detail::PaygoTable* find_table() noexcept;
   PAYGO_COLD detail::PaygoEntry* claim(detail::PaygoTable& t, const Object& o) noexcept;
-  detail::PaygoTable* make_table(detail::Slot& slot) noexcept;
+  detail::PaygoTable* make_table(Slot& slot) noexcept;
   std::int64_t sum_masked(const Object& o) const noexcept;
   void kill(Object& o) noexcept;
 

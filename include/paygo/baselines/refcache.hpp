@@ -1,4 +1,4 @@
-// paygo/counters/refcache.hpp — Refcache (Clements et al., "RadixVM:
+// paygo/baselines/refcache.hpp — Refcache (Clements et al., "RadixVM:
 // Scalable address spaces for multithreaded applications", EuroSys'13).
 //
 // Contract
@@ -56,16 +56,16 @@
 #include <string_view>
 #include <utility>
 
+#include "paygo/baselines/detail/slot_cells.hpp"
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/contract.hpp"
-#include "paygo/detail/slot_cells.hpp"
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/domain.hpp"
 #include "paygo/fence.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 struct RefcacheOptions {
   std::uint32_t max_slots = 256;      ///< threads with their own cache
@@ -73,7 +73,9 @@ struct RefcacheOptions {
   std::uint32_t cache_entries = 256;  ///< entries per slot cache (rounded up to a power of 2)
 };
 
-namespace detail {
+}  // namespace paygo::baselines
+
+namespace paygo::detail {
 
 /// One cache entry. Written only by the slot's owner, read by reclaimers.
 struct RefcacheEntry {
@@ -95,7 +97,9 @@ struct RefcacheCentral {
   std::atomic<std::int64_t> neg{0};
 };
 
-}  // namespace detail
+}  // namespace paygo::detail
+
+namespace paygo::baselines {
 
 class Refcache {
  public:
@@ -191,7 +195,7 @@ class Refcache {
     if (w0 & detail::kFrozen) [[unlikely]]
       return {};
     if (!(w0 & detail::kDistributed) || o.id_ == detail::kNoId) return get_central(o);
-    detail::Slot* slot = domain_.current();
+    Slot* slot = domain_.current();
     detail::RefcacheEntry* e = slot != nullptr ? entry(*slot, o.id_) : nullptr;
     if (e == nullptr) [[unlikely]]
       return get_central(o);
@@ -227,7 +231,7 @@ class Refcache {
 
   /// The calling owner's entry for `id`, after flushing for a new epoch or
   /// evicting another object if needed; nullptr if no cache can be made.
-  PAYGO_INLINE detail::RefcacheEntry* entry(detail::Slot& slot, std::uint32_t id) noexcept {
+  PAYGO_INLINE detail::RefcacheEntry* entry(Slot& slot, std::uint32_t id) noexcept {
     // Relaxed: the owner (or the thread it adopted the slot from, under the
     // registry mutex) published the cache.
     auto* cache = static_cast<detail::RefcacheCache*>(slot.payload.load(std::memory_order_relaxed));
@@ -243,7 +247,7 @@ class Refcache {
   }
 
   PAYGO_INLINE void put_delta(std::uint32_t id) noexcept {
-    detail::Slot* slot = domain_.current();
+    Slot* slot = domain_.current();
     detail::RefcacheEntry* e = slot != nullptr ? entry(*slot, id) : nullptr;
     if (e != nullptr) [[likely]] {
       // Release: pairs with the acquire delta loads in sum(), so this
@@ -255,7 +259,7 @@ class Refcache {
     }
   }
 
-  PAYGO_COLD detail::RefcacheEntry* entry_slow(detail::Slot& slot, std::uint32_t id) noexcept;
+  PAYGO_COLD detail::RefcacheEntry* entry_slow(Slot& slot, std::uint32_t id) noexcept;
   void flush_entry(detail::RefcacheEntry& e) noexcept;
   /// Central + cached deltas of every slot: exact while frozen.
   std::int64_t sum(const Object& o) const noexcept;
@@ -271,4 +275,4 @@ class Refcache {
 
 static_assert(RefCounter<Refcache>);
 
-}  // namespace paygo
+}  // namespace paygo::baselines

@@ -1,4 +1,4 @@
-// paygo/counters/sloppy.hpp — sloppy counters (Boyd-Wickizer et al., "An
+// paygo/baselines/sloppy.hpp — sloppy counters (Boyd-Wickizer et al., "An
 // Analysis of Linux Scalability to Many Cores", OSDI'10).
 //
 // Contract
@@ -26,7 +26,7 @@
 // sets FROZEN whenever the object is not frozen yet — unlike the other
 // counters it is *not* refused while central references are held — and runs
 // heavy_fence(). query() = central - spares, exact while frozen (see the
-// proof in src/sloppy.cpp that it can only overestimate while puts race);
+// proof in src/baselines/sloppy.cpp that it can only overestimate while puts race);
 // approx() is the same sum, unfrozen. reclaim_batch() loops.
 //
 // Memory: 8 bytes per (slot, object) pair touched, in 4 KiB chunks (as
@@ -52,14 +52,14 @@
 #include <string_view>
 #include <utility>
 
+#include "paygo/baselines/detail/slot_cells.hpp"
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
-#include "paygo/detail/slot_cells.hpp"
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/fence.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 using SloppyOptions = SlotCellsOptions;
 
@@ -102,7 +102,7 @@ class Sloppy {
       Object& o = *op;
       // Debug builds only: the tally, before the put is published (TokenTally).
       if constexpr (detail::kDebugChecks) o.cells_->tokens().put();
-      detail::Slot* slot = central ? nullptr : o.cells_->domain().current();
+      Slot* slot = central ? nullptr : o.cells_->domain().current();
       detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
       if (c == nullptr) {
         detail::central_put(o.word_);
@@ -117,7 +117,7 @@ class Sloppy {
         Sloppy::put_slow(o, *c, v, w);
         return;
       }
-      // Release: pairs with the acquire spare loads in Sloppy::spares(), so
+      // Release: pairs with the acquire spare loads in Sloppy::query(), so
       // this holder's use of the object happens before a reclaim that counts
       // the reference gone. A plain store: we are the cell's only writer.
       c->store(static_cast<std::int64_t>(v + 1), std::memory_order_release);
@@ -172,7 +172,7 @@ class Sloppy {
     if (w0 & detail::kFrozen) [[unlikely]]
       return {};
     if (!(w0 & detail::kDistributed)) return get_central(o);
-    detail::Slot* slot = cells_.domain().current();
+    Slot* slot = cells_.domain().current();
     detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
     if (c == nullptr) [[unlikely]]
       return get_central(o);
@@ -205,4 +205,4 @@ class Sloppy {
 
 static_assert(RefCounter<Sloppy>);
 
-}  // namespace paygo
+}  // namespace paygo::baselines

@@ -1,5 +1,5 @@
 // Dense per-slot cells: id allocation, lazy rows and chunks, id release.
-#include "paygo/detail/slot_cells.hpp"
+#include "paygo/baselines/detail/slot_cells.hpp"
 
 #include <algorithm>
 #include <new>
@@ -26,7 +26,7 @@ void IdAllocator::release(std::uint32_t id) noexcept {
   }
 }
 
-SlotCells::SlotCells(SlotCellsOptions options)
+SlotCells::SlotCells(baselines::SlotCellsOptions options)
     : dir_size_((std::max<std::uint32_t>(options.max_objects, 1) + kCellsPerChunk - 1) /
                 kCellsPerChunk),
       ids_(std::max<std::uint32_t>(options.max_objects, 1)),

@@ -1,4 +1,4 @@
-// paygo/counters/percpu_ref.hpp — Linux's percpu_ref
+// paygo/baselines/percpu_ref.hpp — Linux's percpu_ref
 // (include/linux/percpu-refcount.h, lib/percpu-refcount.c), per slot.
 //
 // Contract
@@ -50,14 +50,14 @@
 #include <string_view>
 #include <utility>
 
+#include "paygo/baselines/detail/slot_cells.hpp"
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
-#include "paygo/detail/slot_cells.hpp"
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/fence.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 using PercpuRefOptions = SlotCellsOptions;
 
@@ -152,7 +152,7 @@ class PercpuRef {
  private:
   /*** get: fast path (percpu_ref_tryget_live) ***/
   PAYGO_INLINE Token get_untallied(Object& o) noexcept {
-    detail::Slot* slot = cells_.domain().current();
+    Slot* slot = cells_.domain().current();
     detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
     if (c == nullptr) [[unlikely]]
       return get_atomic(o);
@@ -176,7 +176,7 @@ class PercpuRef {
   /// The percpu put; false if the object is in atomic mode (or the putter
   /// has no cell), in which case the caller puts on the atomic.
   PAYGO_INLINE static bool put_percpu(Object& o) noexcept {
-    detail::Slot* slot = o.cells_->domain().current();
+    Slot* slot = o.cells_->domain().current();
     detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
     if (c == nullptr) [[unlikely]]
       return false;
@@ -204,4 +204,4 @@ class PercpuRef {
 
 static_assert(RefCounter<PercpuRef>);
 
-}  // namespace paygo
+}  // namespace paygo::baselines

@@ -1,4 +1,4 @@
-// paygo/counters/atomic.hpp — one shared atomic count: vanilla Linux.
+// paygo/baselines/atomic.hpp — one shared atomic count: vanilla Linux.
 //
 // Contract: satisfies paygo::RefCounter. get() is Linux's
 // folio_try_get_rcu(): a CAS loop that refuses a frozen object; put() is one
@@ -27,7 +27,7 @@
 #include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 class Atomic {
  public:
@@ -108,4 +108,4 @@ class Atomic {
 
 static_assert(RefCounter<Atomic>);
 
-}  // namespace paygo
+}  // namespace paygo::baselines

@@ -1,4 +1,4 @@
-// paygo/counters/noop.hpp — no count at all: the upper bound.
+// paygo/baselines/noop.hpp — no count at all: the upper bound.
 //
 // Contract: satisfies the *shape* of paygo::RefCounter but counts nothing
 // (kCounts == false): get() only checks, with one load of a line nobody
@@ -27,7 +27,7 @@
 #include "paygo/detail/contract.hpp"
 #include "paygo/detail/word.hpp"
 
-namespace paygo {
+namespace paygo::baselines {
 
 class Noop {
  public:
@@ -94,4 +94,4 @@ class Noop {
 
 static_assert(RefCounter<Noop>);
 
-}  // namespace paygo
+}  // namespace paygo::baselines
