@@ -51,12 +51,26 @@
 // (`kCounts`: false only for `noop`, the no-counting upper bound) and
 // whether query() is exact while frozen (`kExact`).
 //
-// Debug builds (NDEBUG not defined, as for assert) check three of these
-// rules and abort with a message naming the counter: reset() only of a dead
-// object, unfreeze() only of an object frozen (and not dead), and no token
-// live when its counter is destroyed (not for noop, which counts nothing).
-// Release builds compile the checks out (detail/contract.hpp,
-// docs/counters.md "Debug checks").
+// Preconditions (the caller's side of the contract; breaking one is
+// undefined behaviour, as with a use after free):
+//   1. A token must not outlive its counter, nor an Object its counter:
+//      put every token (reset or destroy it) before the counter dies.
+//   2. reset(obj) only of a dead object (after try_reclaim() returned true
+//      for it), by its owner, with no get racing on the old incarnation's
+//      behalf that the owner has not accounted for (gets of a dead object
+//      fail, so racing gets are harmless; a token cannot exist).
+//   3. unfreeze(obj) only to undo a try_freeze(obj) that returned true,
+//      once, and never on a dead object.
+//   4. Count limits: at most 2^32 - 1 references held on one object at once
+//      (the central count is 32 bits; that many tokens would need 64 GiB).
+//      Per-slot counts saturate and fall back to the central count by
+//      themselves (Paygo: local_limit; Sloppy: kSpareMax), so they are not
+//      the caller's concern.
+// Debug builds (NDEBUG not defined, as for assert) check 1 (the token part:
+// no token live when its counter is destroyed, not for noop, which counts
+// nothing), 2 (reset() only of a dead object) and 3, and abort with a
+// message naming the counter. Release builds compile the checks out
+// (detail/contract.hpp, docs/counters.md "Debug checks"). 4 is not checked.
 #pragma once
 
 #include <concepts>

@@ -271,10 +271,7 @@ class Paygo {
 
   bool try_freeze(Object& o) noexcept;
   std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept {
-    detail::check_unfreeze(kName, o.word_);
-    detail::central_unfreeze(o.word_);
-  }
+  void unfreeze(Object& o) noexcept { detail::checked_unfreeze(kName, o.word_); }
   bool try_reclaim(Object& o) noexcept;
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead);
   /// Revive a dead object: next generation; an automatic object starts
@@ -314,8 +311,6 @@ class Paygo {
 
   /// Bytes held by the per-slot tables (grows by one table per slot used).
   std::size_t table_bytes() const noexcept;
-  /// Bytes of counter state one distributed object may occupy per slot.
-  static constexpr std::size_t bytes_per_entry() noexcept { return sizeof(detail::PaygoEntry); }
   const Options& options() const noexcept { return opt_; }
   Domain& domain() noexcept { return domain_; }
 

@@ -27,14 +27,4 @@ std::int64_t PerSlotArray::query(const Object& o) const noexcept {
   return central + sum(o);
 }
 
-bool PerSlotArray::try_reclaim(Object& o) noexcept {
-  if (!try_freeze(o)) return false;  // central references held: busy
-  if (sum(o) != 0) {
-    unfreeze(o);
-    return false;
-  }
-  detail::central_kill(o.word_);
-  return true;
-}
-
 }  // namespace paygo::baselines

@@ -77,16 +77,6 @@ void PercpuRef::unfreeze(Object& o) noexcept {
   detail::central_unfreeze(o.word_);              // release: pairs with the acquire in get()
 }
 
-bool PercpuRef::try_reclaim(Object& o) noexcept {
-  if (!try_freeze(o)) return false;
-  if (query(o) != 0) {
-    unfreeze(o);
-    return false;
-  }
-  detail::central_kill(o.word_);
-  return true;
-}
-
 void PercpuRef::reset(Object& o) noexcept {
   detail::check_reset(kName, o.word_, [&] { return approx(o); });
   // Dead: atomic == 0 and the cells hold `folded`. Unfold, so that the new

@@ -98,14 +98,4 @@ std::int64_t Sloppy::query(const Object& o) const noexcept {
   return static_cast<std::int64_t>(w & detail::kCountMask) - spares;
 }
 
-bool Sloppy::try_reclaim(Object& o) noexcept {
-  if (!try_freeze(o)) return false;
-  if (query(o) != 0) {
-    unfreeze(o);
-    return false;
-  }
-  detail::central_kill(o.word_);
-  return true;
-}
-
 }  // namespace paygo::baselines

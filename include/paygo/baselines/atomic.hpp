@@ -80,10 +80,7 @@ class Atomic {
   void put(Token&& t) noexcept { t.reset(); }
   bool try_freeze(Object& o) noexcept { return detail::central_tryfreeze(o.word_); }
   std::int64_t query(const Object& o) const noexcept { return approx(o); }
-  void unfreeze(Object& o) noexcept {
-    detail::check_unfreeze(kName, o.word_);
-    detail::central_unfreeze(o.word_);
-  }
+  void unfreeze(Object& o) noexcept { detail::checked_unfreeze(kName, o.word_); }
   bool try_reclaim(Object& o) noexcept {
     if (!try_freeze(o)) return false;  // the freeze itself proves the count is zero
     detail::central_kill(o.word_);
@@ -93,8 +90,7 @@ class Atomic {
     return detail::reclaim_each(*this, objs, dead);
   }
   void reset(Object& o) noexcept {
-    detail::check_reset(kName, o.word_, [&] { return approx(o); });
-    detail::central_reset(o.word_);
+    detail::checked_reset(kName, o.word_, [&] { return approx(o); });
   }
   std::int64_t approx(const Object& o) const noexcept {
     // Acquire: pairs with central_put()'s release, like the freeze CAS.

@@ -72,10 +72,7 @@ class Noop {
   void put(Token&& t) noexcept { t.reset(); }
   bool try_freeze(Object& o) noexcept { return detail::central_tryfreeze(o.word_); }
   std::int64_t query(const Object&) const noexcept { return 0; }
-  void unfreeze(Object& o) noexcept {
-    detail::check_unfreeze(kName, o.word_);
-    detail::central_unfreeze(o.word_);
-  }
+  void unfreeze(Object& o) noexcept { detail::checked_unfreeze(kName, o.word_); }
   bool try_reclaim(Object& o) noexcept {
     if (!try_freeze(o)) return false;
     detail::central_kill(o.word_);
@@ -85,8 +82,7 @@ class Noop {
     return detail::reclaim_each(*this, objs, dead);
   }
   void reset(Object& o) noexcept {
-    detail::check_reset(kName, o.word_, nullptr);  // counts nothing: no estimate to print
-    detail::central_reset(o.word_);
+    detail::checked_reset(kName, o.word_, nullptr);  // counts nothing: no estimate to print
   }
   std::int64_t approx(const Object&) const noexcept { return 0; }
   void set_distributed(Object&, bool) noexcept {}

@@ -40,28 +40,23 @@
 // shows why Paygo hashes its entries.
 #pragma once
 
-#include <atomic>
-#include <cstdint>
 #include <span>
 #include <string_view>
-#include <utility>
 
-#include "paygo/baselines/detail/slot_cells.hpp"
-#include "paygo/config.hpp"
+// cell_counter.hpp brings what every SlotCells counter uses: the cells, the
+// word, the fences, the contract checks.
+#include "paygo/baselines/detail/cell_counter.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/token.hpp"
-#include "paygo/detail/word.hpp"
-#include "paygo/fence.hpp"
 
 namespace paygo::baselines {
 
 using PerSlotArrayOptions = SlotCellsOptions;
 
-class PerSlotArray {
+class PerSlotArray : public detail::CellCounter<PerSlotArray> {
  public:
   static constexpr std::string_view kName = "per_slot_array";
-  static constexpr bool kCounts = true;
-  static constexpr bool kExact = true;
+  // kCounts, kExact: detail::CellCounter (true).
 
   using Options = PerSlotArrayOptions;
 
@@ -74,6 +69,7 @@ class PerSlotArray {
 
    private:
     friend class PerSlotArray;
+    friend class detail::CellCounter<PerSlotArray>;
     std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout
     /// Puts of distributed tokens by threads without a slot. Release
     /// fetch_sub, paired with the acquire load in sum().
@@ -96,8 +92,7 @@ class PerSlotArray {
         detail::central_put(o.word_);
         return;
       }
-      Slot* slot = o.cells_->domain().current();
-      detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
+      detail::Cell* c = own_cell(*o.cells_, o.id_);
       if (c != nullptr) [[likely]] {
         // Release: pairs with the acquire cell loads in PerSlotArray::sum(),
         // so this holder's use of the object happens before a reclaim that
@@ -110,63 +105,27 @@ class PerSlotArray {
   };
   using Token = detail::BasicToken<TokenPolicy>;
 
-  PerSlotArray() : PerSlotArray(Options{}) {}
-  explicit PerSlotArray(Options options) : cells_(options) {}
-  ~PerSlotArray() { cells_.tokens().check(kName); }
-  PerSlotArray(const PerSlotArray&) = delete;
-  PerSlotArray& operator=(const PerSlotArray&) = delete;
-
-  PAYGO_INLINE Token get(Object& o) noexcept {
-    if constexpr (detail::kDebugChecks) {
-      Token t = get_untallied(o);
-      if (t) cells_.tokens().got();
-      return t;
-    } else {
-      return get_untallied(o);
-    }
-  }
-
-  void put(Token&& t) noexcept { t.reset(); }
+  // get, put, try_reclaim, table_bytes, cells: detail::CellCounter.
+  using CellCounter::CellCounter;
 
   bool try_freeze(Object& o) noexcept;
   std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept {
-    detail::check_unfreeze(kName, o.word_);
-    detail::central_unfreeze(o.word_);
-  }
-  bool try_reclaim(Object& o) noexcept;
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
     return detail::reclaim_each(*this, objs, dead);
   }
-  void reset(Object& o) noexcept {
-    detail::check_reset(kName, o.word_, [&] { return approx(o); });
-    detail::central_reset(o.word_);
-  }
-  std::int64_t approx(const Object& o) const noexcept { return query(o); }
-  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
-
-  /// Bytes held by the per-slot rows and chunks.
-  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
-  detail::SlotCells& cells() noexcept { return cells_; }
+  // reset, unfreeze, approx, set_distributed: detail::CellCounter.
 
  private:
+  friend class detail::CellCounter<PerSlotArray>;
   /*** get: fast path ***/
   PAYGO_INLINE Token get_untallied(Object& o) noexcept {
-    // Acquire: pairs with the release in central_reset()/central_unfreeze().
-    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
-    if (w0 & detail::kFrozen) [[unlikely]]
-      return {};
-    if (!(w0 & detail::kDistributed)) return get_central(o);
-    Slot* slot = cells_.domain().current();
-    detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
-    if (c == nullptr) [[unlikely]]
-      return get_central(o);
+    std::uint64_t w0;
+    detail::Cell* c = cell_for_get(o, w0);
+    if (c == nullptr) return (w0 & detail::kFrozen) ? Token() : get_central(o);
     const std::int64_t v = c->load(std::memory_order_relaxed);  // we are its only writer
-    // Relaxed: ordered before the word re-check by the light fence below.
+    // Relaxed: ordered before the word re-check by still_current()'s fence.
     c->store(v + 1, std::memory_order_relaxed);
-    light_fence();  // pairs with heavy_fence() in try_freeze()
-    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
-    if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
+    if (!detail::still_current(o.word_, w0)) [[unlikely]] {
       c->store(v, std::memory_order_relaxed);  // back off; a query may count it: harmless
       return {};
     }
@@ -178,8 +137,9 @@ class PerSlotArray {
   }
   /// remote + the sum of every slot's cell: the distributed part of the count.
   std::int64_t sum(const Object& o) const noexcept;
-
-  detail::SlotCells cells_;
+  /// What a freeze leaves to check (try_reclaim): central references make
+  /// the freeze fail, so only the distributed part.
+  std::int64_t remaining(const Object& o) const noexcept { return sum(o); }
 };
 
 static_assert(RefCounter<PerSlotArray>);

@@ -44,28 +44,23 @@
 // and so is this one.
 #pragma once
 
-#include <atomic>
-#include <cstdint>
 #include <span>
 #include <string_view>
-#include <utility>
 
-#include "paygo/baselines/detail/slot_cells.hpp"
-#include "paygo/config.hpp"
+// cell_counter.hpp brings what every SlotCells counter uses: the cells, the
+// word, the fences, the contract checks.
+#include "paygo/baselines/detail/cell_counter.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/token.hpp"
-#include "paygo/detail/word.hpp"
-#include "paygo/fence.hpp"
 
 namespace paygo::baselines {
 
 using PercpuRefOptions = SlotCellsOptions;
 
-class PercpuRef {
+class PercpuRef : public detail::CellCounter<PercpuRef> {
  public:
   static constexpr std::string_view kName = "percpu_ref";
-  static constexpr bool kCounts = true;
-  static constexpr bool kExact = true;  // after a kill
+  // kCounts, kExact: detail::CellCounter (true); after a kill
 
   using Options = PercpuRefOptions;
 
@@ -78,6 +73,7 @@ class PercpuRef {
 
    private:
     friend class PercpuRef;
+    friend class detail::CellCounter<PercpuRef>;
     /// detail/word.hpp layout; only FROZEN (atomic mode), DEAD and the
     /// generation are used.
     std::atomic<std::uint64_t> word_{0};
@@ -110,23 +106,8 @@ class PercpuRef {
   };
   using Token = detail::BasicToken<TokenPolicy>;
 
-  PercpuRef() : PercpuRef(Options{}) {}
-  explicit PercpuRef(Options options) : cells_(options) {}
-  ~PercpuRef() { cells_.tokens().check(kName); }
-  PercpuRef(const PercpuRef&) = delete;
-  PercpuRef& operator=(const PercpuRef&) = delete;
-
-  PAYGO_INLINE Token get(Object& o) noexcept {
-    if constexpr (detail::kDebugChecks) {
-      Token t = get_untallied(o);
-      if (t) cells_.tokens().got();
-      return t;
-    } else {
-      return get_untallied(o);
-    }
-  }
-
-  void put(Token&& t) noexcept { t.reset(); }
+  // get, put, try_reclaim, table_bytes, cells: detail::CellCounter.
+  using CellCounter::CellCounter;
 
   /// Kill: FROZEN, heavy fence, wait for readers, fold. Refused only when
   /// already killed (or dead).
@@ -138,7 +119,6 @@ class PercpuRef {
   }
   /// Resurrect: back to percpu mode.
   void unfreeze(Object& o) noexcept;
-  bool try_reclaim(Object& o) noexcept;
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
     return detail::reclaim_each(*this, objs, dead);
   }
@@ -146,10 +126,8 @@ class PercpuRef {
   std::int64_t approx(const Object& o) const noexcept;
   void set_distributed(Object&, bool) noexcept {}
 
-  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
-  detail::SlotCells& cells() noexcept { return cells_; }
-
  private:
+  friend class detail::CellCounter<PercpuRef>;
   /*** get: fast path (percpu_ref_tryget_live) ***/
   PAYGO_INLINE Token get_untallied(Object& o) noexcept {
     Slot* slot = cells_.domain().current();
@@ -198,8 +176,8 @@ class PercpuRef {
   /// before our heavy fence (the "grace period").
   void wait_for_readers() const noexcept;
   std::int64_t sum_cells(const Object& o) const noexcept;
-
-  detail::SlotCells cells_;
+  /// What a kill leaves to check (try_reclaim): the atomic, exact now.
+  std::int64_t remaining(const Object& o) const noexcept { return query(o); }
 };
 
 static_assert(RefCounter<PercpuRef>);

@@ -56,6 +56,7 @@
 #include <string_view>
 #include <utility>
 
+#include "paygo/baselines/detail/cell_counter.hpp"
 #include "paygo/baselines/detail/slot_cells.hpp"
 #include "paygo/config.hpp"
 #include "paygo/counter.hpp"
@@ -154,23 +155,14 @@ class Refcache {
   Refcache& operator=(const Refcache&) = delete;
 
   PAYGO_INLINE Token get(Object& o) noexcept {
-    if constexpr (detail::kDebugChecks) {
-      Token t = get_untallied(o);
-      if (t) tokens_.got();
-      return t;
-    } else {
-      return get_untallied(o);
-    }
+    return tokens_.counted([&] { return get_untallied(o); });
   }
 
   void put(Token&& t) noexcept { t.reset(); }
 
   bool try_freeze(Object& o) noexcept;
   std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept {
-    detail::check_unfreeze(kName, o.word_);
-    detail::central_unfreeze(o.word_);
-  }
+  void unfreeze(Object& o) noexcept { detail::checked_unfreeze(kName, o.word_); }
   bool try_reclaim(Object& o) noexcept;
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
     return detail::reclaim_each(*this, objs, dead);
@@ -202,13 +194,11 @@ class Refcache {
     const std::int64_t d = e->delta.load(std::memory_order_relaxed);  // we are its only writer
     // Release: pairs with the acquire delta loads in sum(): a reclaimer that
     // reads this value also sees the entry's id (see refcache.cpp). Ordered
-    // before the word re-check by the light fence below.
+    // before the word re-check by still_current()'s light fence.
     e->delta.store(d + 1, std::memory_order_release);
-    light_fence();  // pairs with heavy_fence() in try_freeze()
     // Acquire: pairs with the release in central_unfreeze(), so a review
     // recorded by a reclaimer that unfroze before this load is seen below.
-    const std::uint64_t w1 = o.word_.load(std::memory_order_acquire);
-    if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
+    if (!detail::still_current(o.word_, w0, std::memory_order_acquire)) [[unlikely]] {
       e->delta.store(d, std::memory_order_release);  // back off (release: as above)
       return {};
     }

@@ -46,28 +46,23 @@
 // Atomic. Also not for many objects x many threads (memory as PerSlotArray).
 #pragma once
 
-#include <atomic>
-#include <cstdint>
 #include <span>
 #include <string_view>
-#include <utility>
 
-#include "paygo/baselines/detail/slot_cells.hpp"
-#include "paygo/config.hpp"
+// cell_counter.hpp brings what every SlotCells counter uses: the cells, the
+// word, the fences, the contract checks.
+#include "paygo/baselines/detail/cell_counter.hpp"
 #include "paygo/counter.hpp"
 #include "paygo/detail/token.hpp"
-#include "paygo/detail/word.hpp"
-#include "paygo/fence.hpp"
 
 namespace paygo::baselines {
 
 using SloppyOptions = SlotCellsOptions;
 
-class Sloppy {
+class Sloppy : public detail::CellCounter<Sloppy> {
  public:
   static constexpr std::string_view kName = "sloppy";
-  static constexpr bool kCounts = true;
-  static constexpr bool kExact = true;
+  // kCounts, kExact: detail::CellCounter (true).
 
   /// References a refill takes from the central count (one used, the rest spare).
   static constexpr std::uint64_t kRefill = 4;
@@ -87,6 +82,7 @@ class Sloppy {
 
    private:
     friend class Sloppy;
+    friend class detail::CellCounter<Sloppy>;
     std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout; count includes spares
     detail::SlotCells* cells_;
     std::uint32_t id_;
@@ -102,8 +98,7 @@ class Sloppy {
       Object& o = *op;
       // Debug builds only: the tally, before the put is published (TokenTally).
       if constexpr (detail::kDebugChecks) o.cells_->tokens().put();
-      Slot* slot = central ? nullptr : o.cells_->domain().current();
-      detail::Cell* c = slot != nullptr ? o.cells_->own(*slot, o.id_) : nullptr;
+      detail::Cell* c = central ? nullptr : own_cell(*o.cells_, o.id_);
       if (c == nullptr) {
         detail::central_put(o.word_);
         return;
@@ -125,66 +120,31 @@ class Sloppy {
   };
   using Token = detail::BasicToken<TokenPolicy>;
 
-  Sloppy() : Sloppy(Options{}) {}
-  explicit Sloppy(Options options) : cells_(options) {}
-  ~Sloppy() { cells_.tokens().check(kName); }
-  Sloppy(const Sloppy&) = delete;
-  Sloppy& operator=(const Sloppy&) = delete;
-
-  PAYGO_INLINE Token get(Object& o) noexcept {
-    if constexpr (detail::kDebugChecks) {
-      Token t = get_untallied(o);
-      if (t) cells_.tokens().got();
-      return t;
-    } else {
-      return get_untallied(o);
-    }
-  }
-
-  void put(Token&& t) noexcept { t.reset(); }
+  // get, put, try_reclaim, table_bytes, cells: detail::CellCounter.
+  using CellCounter::CellCounter;
 
   bool try_freeze(Object& o) noexcept;
   std::int64_t query(const Object& o) const noexcept;
-  void unfreeze(Object& o) noexcept {
-    detail::check_unfreeze(kName, o.word_);
-    detail::central_unfreeze(o.word_);
-  }
-  bool try_reclaim(Object& o) noexcept;
   std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
     return detail::reclaim_each(*this, objs, dead);
   }
-  /// Generation + 1, count 0: the old incarnation's spares become stale.
-  void reset(Object& o) noexcept {
-    detail::check_reset(kName, o.word_, [&] { return approx(o); });
-    detail::central_reset(o.word_);
-  }
-  std::int64_t approx(const Object& o) const noexcept { return query(o); }
-  void set_distributed(Object& o, bool on) noexcept { detail::set_mode(o.word_, on); }
-
-  std::size_t table_bytes() const noexcept { return cells_.bytes(); }
-  detail::SlotCells& cells() noexcept { return cells_; }
+  // reset() (generation + 1, count 0: the old incarnation's spares become
+  // stale), unfreeze, approx, set_distributed: detail::CellCounter.
 
  private:
+  friend class detail::CellCounter<Sloppy>;
   /*** get: fast path ***/
   PAYGO_INLINE Token get_untallied(Object& o) noexcept {
-    // Acquire: pairs with the release in central_reset()/unfreeze().
-    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
-    if (w0 & detail::kFrozen) [[unlikely]]
-      return {};
-    if (!(w0 & detail::kDistributed)) return get_central(o);
-    Slot* slot = cells_.domain().current();
-    detail::Cell* c = slot != nullptr ? cells_.own(*slot, o.id_) : nullptr;
-    if (c == nullptr) [[unlikely]]
-      return get_central(o);
+    std::uint64_t w0;
+    detail::Cell* c = cell_for_get(o, w0);
+    if (c == nullptr) return (w0 & detail::kFrozen) ? Token() : get_central(o);
     const auto v = static_cast<std::uint64_t>(c->load(std::memory_order_relaxed));  // sole writer
     if (((v ^ w0) & detail::kGenMask) != 0 || (v & detail::kCountMask) == 0) {
       return refill(o, *c, v);  // no spare of this incarnation
     }
-    // Take a spare. Relaxed: ordered before the re-check by the light fence.
+    // Take a spare. Relaxed: ordered before the re-check by its fence.
     c->store(static_cast<std::int64_t>(v - 1), std::memory_order_relaxed);
-    light_fence();  // pairs with heavy_fence() in try_freeze()
-    const std::uint64_t w1 = o.word_.load(std::memory_order_relaxed);
-    if (((w1 ^ w0) & detail::kGenMask) != 0 || (w1 & detail::kFrozen) != 0) [[unlikely]] {
+    if (!detail::still_current(o.word_, w0)) [[unlikely]] {
       // Back off: put the spare back. A query that saw it taken overcounts
       // by one, which only makes that reclaim busy.
       c->store(static_cast<std::int64_t>(v), std::memory_order_relaxed);
@@ -199,8 +159,8 @@ class Sloppy {
   PAYGO_COLD static Token refill(Object& o, detail::Cell& c, std::uint64_t v) noexcept;
   PAYGO_COLD static void put_slow(Object& o, detail::Cell& c, std::uint64_t v,
                                   std::uint64_t w) noexcept;
-
-  detail::SlotCells cells_;
+  /// What a freeze leaves to check (try_reclaim): the whole count.
+  std::int64_t remaining(const Object& o) const noexcept { return query(o); }
 };
 
 static_assert(RefCounter<Sloppy>);

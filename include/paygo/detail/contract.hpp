@@ -108,6 +108,23 @@ PAYGO_INLINE void check_unfreeze(std::string_view counter,
   }
 }
 
+/// The word-based counters' unfreeze(): checked, then central_unfreeze()
+/// (release: pairs with the acquire of readers' central_tryget()).
+PAYGO_INLINE void checked_unfreeze(std::string_view counter,
+                                   std::atomic<std::uint64_t>& word) noexcept {
+  check_unfreeze(counter, word);
+  central_unfreeze(word);
+}
+
+/// The word-based counters' reset(): checked (`held` as in check_reset()),
+/// then central_reset() (release: pairs with the acquire of the next get).
+template <class Held>
+PAYGO_INLINE void checked_reset(std::string_view counter, std::atomic<std::uint64_t>& word,
+                                Held held) noexcept {
+  check_reset(counter, word, held);
+  central_reset(word);
+}
+
 /// The debug count of one counter instance's live tokens: got() where a
 /// get hands out a token, put() in the token's release BEFORE the store or
 /// RMW that publishes the put, check() in the counter's destructor. Relaxed:
@@ -124,6 +141,18 @@ class TokenTally {
   }
   PAYGO_INLINE void put() noexcept {
     if constexpr (kDebugChecks) n_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  /// A counter's get(): the token `get_untallied()` returns, counted when
+  /// it holds a reference (debug builds; in release builds just the call).
+  template <class Get>
+  PAYGO_INLINE auto counted(Get&& get_untallied) noexcept {
+    if constexpr (kDebugChecks) {
+      auto t = get_untallied();
+      if (t) got();
+      return t;
+    } else {
+      return get_untallied();
+    }
   }
   std::int64_t live() const noexcept { return n_.load(std::memory_order_relaxed); }
   /// The destructor's check; `more` adds tokens counted elsewhere (Paygo's
