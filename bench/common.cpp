@@ -2,7 +2,7 @@
 // machine description, JSON/CSV output and tables.
 #include "common.hpp"
 
-#include <fmt/core.h>
+#include <fmt/format.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/utsname.h>
@@ -15,7 +15,7 @@
 #include <ctime>
 #include <map>
 #include <mutex>
-#include <sstream>
+#include <numeric>
 
 #include "git_rev.hpp"  // generated at build time: PAYGO_GIT_COMMIT, PAYGO_GIT_DIRTY
 #include "paygo/fence.hpp"
@@ -24,98 +24,131 @@ namespace paygo::bench {
 
 // ---- arguments ------------------------------------------------------------
 
+CLI::Option* add_names(CLI::App* app, const std::string& flag, std::vector<std::string>& values,
+                       std::vector<std::string> names, const std::string& help) {
+  names.emplace_back("all");
+  return add_list(app, flag, values, help)->check(CLI::IsMember(std::move(names)));
+}
+
+std::vector<std::string> selected(const std::vector<std::string>& given,
+                                  const std::vector<std::string>& names, std::string_view flag) {
+  require_distinct(given, flag);
+  if (std::find(given.begin(), given.end(), "all") == given.end()) return given;
+  if (given.size() != 1)
+    throw UsageError(fmt::format("{}: 'all' stands alone, not in a list", flag));
+  return names;
+}
+
 namespace {
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::vector<std::string_view> split(std::string_view text, char sep) {
-  std::vector<std::string_view> parts;
-  std::size_t pos = 0;
-  while (true) {
-    const std::size_t next = text.find(sep, pos);
-    parts.push_back(trim(text.substr(pos, next - pos)));
-    if (next == std::string_view::npos) break;
-    pos = next + 1;
-  }
-  return parts;
-}
-
-unsigned parse_count(std::string_view s, std::string_view flag, unsigned max) {
-  unsigned long v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
-    throw UsageError(fmt::format("{}: '{}' is not a number", flag, s));
-  }
-  if (v == 0 || v > max) {
-    throw UsageError(fmt::format("{}: {} is out of range [1, {}]", flag, v, max));
-  }
-  return static_cast<unsigned>(v);
+/// "N" -> {N, N}, "N-M" -> {N, M} (decimal digits only); null otherwise.
+std::optional<std::pair<unsigned, unsigned>> count_span(std::string_view item) {
+  auto number = [](std::string_view s) -> std::optional<unsigned> {
+    unsigned v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return v;
+  };
+  const std::size_t dash = item.find('-');
+  const auto lo = number(item.substr(0, dash));
+  const auto hi = dash == std::string_view::npos ? lo : number(item.substr(dash + 1));
+  if (!lo || !hi) return std::nullopt;
+  return std::pair{*lo, *hi};
 }
 }  // namespace
 
-std::vector<unsigned> parse_count_list(std::string_view text, std::string_view flag, unsigned max) {
-  if (trim(text).empty()) throw UsageError(fmt::format("{}: the list is empty", flag));
+CLI::Validator count_or_range(unsigned max) {
+  return {[max](std::string& item) -> std::string {
+            const auto span = count_span(item);
+            if (!span) return fmt::format("'{}' is not a number or a range N-M", item);
+            if (span->first == 0 || span->second > max) {
+              return fmt::format("{} is out of range [1, {}]", item, max);
+            }
+            if (span->first > span->second) return fmt::format("empty range '{}'", item);
+            return {};
+          },
+          fmt::format("N or N-M in [1 - {}]", max)};
+}
+
+std::vector<unsigned> expand_counts(const std::vector<std::string>& items) {
   std::vector<unsigned> out;
-  for (std::string_view part : split(text, ',')) {
-    if (part.empty()) throw UsageError(fmt::format("{}: empty item in '{}'", flag, text));
-    if (const std::size_t dash = part.find('-'); dash != std::string_view::npos) {
-      const unsigned lo = parse_count(trim(part.substr(0, dash)), flag, max);
-      const unsigned hi = parse_count(trim(part.substr(dash + 1)), flag, max);
-      if (lo > hi) throw UsageError(fmt::format("{}: empty range '{}'", flag, part));
-      for (unsigned v = lo; v <= hi; ++v) out.push_back(v);
-    } else {
-      out.push_back(parse_count(part, flag, max));
-    }
+  for (const auto& item : items) {
+    const auto span = count_span(item);  // checked by count_or_range()
+    for (unsigned v = span->first; v <= span->second; ++v) out.push_back(v);
   }
   return out;
 }
 
-std::vector<std::string> parse_name_list(std::string_view text, std::string_view flag,
-                                         const std::vector<std::string>& allowed) {
-  if (trim(text).empty()) throw UsageError(fmt::format("{}: the list is empty", flag));
-  if (trim(text) == "all") return allowed;
-  std::vector<std::string> out;
-  for (std::string_view part : split(text, ',')) {
-    if (std::find(allowed.begin(), allowed.end(), part) == allowed.end()) {
-      throw UsageError(
-          fmt::format("{}: unknown name '{}' (known: {})", flag, part, join(allowed, ", ")));
-    }
-    if (std::find(out.begin(), out.end(), part) != out.end()) {
-      throw UsageError(fmt::format("{}: '{}' given twice", flag, part));
-    }
-    out.emplace_back(part);
-  }
-  return out;
+CLI::Validator seconds() {
+  return {[](std::string& text) -> std::string {
+            double s = 0;
+            if (!CLI::detail::lexical_cast(text, s) || !std::isfinite(s) || s <= 0) {
+              return fmt::format("must be a positive number of seconds, got {}", text);
+            }
+            if (s > 3600) return fmt::format("{} s is more than an hour", text);
+            return {};
+          },
+          "SECONDS in (0 - 3600]"};
 }
 
-double check_duration(double seconds, std::string_view flag) {
-  if (!std::isfinite(seconds) || seconds <= 0) {
-    throw UsageError(
-        fmt::format("{}: must be a positive number of seconds, got {}", flag, seconds));
-  }
-  if (seconds > 3600) throw UsageError(fmt::format("{}: {} s is more than an hour", flag, seconds));
-  return seconds;
+CLI::Option* size_option(CLI::Option* o) {
+  // At most 2^60 (an exbibyte, AsSizeValue's largest unit): this also refuses
+  // "-1", which the conversion to uint64 reads as 2^64 - 1.
+  return o->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 60))
+      ->option_text("SIZE");
 }
 
-std::string join(const std::vector<std::string>& items, std::string_view sep) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i != 0) out += sep;
-    out += items[i];
-  }
-  return out;
+CLI::Option* add_counters(CLI::App* app, std::vector<std::string>& counters,
+                          std::string_view scope) {
+  return add_names(app, "--counters", counters, all_counter_names(),
+                   fmt::format("Comma-separated counter names{}, or 'all'", scope));
 }
 
-std::string join(const std::vector<unsigned>& items, std::string_view sep) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i != 0) out += sep;
-    out += std::to_string(items[i]);
-  }
-  return out;
+CLI::Option* add_threads(CLI::App* app, std::vector<std::string>& threads, unsigned max,
+                         std::string_view what) {
+  return add_list(app, "--threads", threads,
+                  fmt::format("Thread counts{}: comma-separated, ranges allowed (1,2,4 or 1-8); "
+                              "may exceed the CPUs (threads wrap around). Default: 1 to the "
+                              "number of usable CPUs (here 1-{})",
+                              what, allowed_cpus().size()))
+      ->check(count_or_range(max));
+}
+
+std::vector<unsigned> threads_or_cpus(const std::vector<std::string>& threads) {
+  if (!threads.empty()) return expand_counts(threads);
+  std::vector<unsigned> all(allowed_cpus().size());
+  std::iota(all.begin(), all.end(), 1U);
+  return all;
+}
+
+CLI::Option* add_duration(CLI::App* app, double& duration) {
+  return app
+      ->add_option("--duration", duration,
+                   "Seconds each repeat of each point runs (timed part only), > 0")
+      ->check(seconds())
+      ->capture_default_str();
+}
+
+CLI::Option* add_repeat(CLI::App* app, unsigned& repeat) {
+  return app->add_option("--repeat", repeat, "Repeats per point (median/min/max of them), 1..1000")
+      ->check(CLI::Range(1U, 1000U))
+      ->capture_default_str();
+}
+
+CLI::Option* add_dir(CLI::App* app, std::string& dir) {
+  return app
+      ->add_option("--dir", dir,
+                   "Where to create the scratch files (removed at exit). Default: $TMPDIR or /tmp")
+      ->option_text("DIR");
+}
+
+void add_outputs(CLI::App* app, std::string& json, std::string& csv) {
+  app->add_option(
+         "--json", json,
+         "Write {machine, config, results} as JSON to FILE (bench/README.md). Default: none")
+      ->option_text("FILE");
+  app->add_option("--csv", csv, "Write the results as CSV to FILE. Default: none")
+      ->option_text("FILE");
 }
 
 std::vector<unsigned> powers_of_two_up_to(unsigned max) {
@@ -170,61 +203,59 @@ Stats summarize(std::vector<double> samples) {
   return {median, samples.front(), samples.back()};
 }
 
+std::optional<double> median_or_null(const std::vector<double>& samples) {
+  if (samples.empty()) return std::nullopt;
+  return summarize(samples).median;
+}
+
 nlohmann::json to_json(const Result& r) {
   nlohmann::json j;
   j["experiment"] = r.experiment;
   j["workload"] = r.workload;
   j["counter"] = r.counter;
-  j["io"] = r.io ? nlohmann::json(*r.io) : nlohmann::json(nullptr);
+  j["io"] = or_null(r.io);
   j["threads"] = r.threads;
-  j["distributed_pct"] =
-      r.distributed_pct ? nlohmann::json(*r.distributed_pct) : nlohmann::json(nullptr);
+  j["distributed_pct"] = or_null(r.distributed_pct);
   j["median"] = r.stats.median;
   j["min"] = r.stats.min;
   j["max"] = r.stats.max;
   j["unit"] = r.unit;
-  auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
-  j["hint"] = opt(r.hint);
-  j["after"] = opt(r.after);
-  j["promotions"] = opt(r.promotions);
-  j["demotions"] = opt(r.demotions);
-  j["distributed_pages"] = opt(r.distributed_pages);
-  j["promoted_pages"] = opt(r.promoted_pages);
-  j["first_promotion_s"] = opt(r.first_promotion_s);
-  j["promoted_read_share"] = opt(r.promoted_read_share);
+  j["hint"] = or_null(r.hint);
+  j["after"] = or_null(r.after);
+  j["promotions"] = or_null(r.promotions);
+  j["demotions"] = or_null(r.demotions);
+  j["distributed_pages"] = or_null(r.distributed_pages);
+  j["promoted_pages"] = or_null(r.promoted_pages);
+  j["first_promotion_s"] = or_null(r.first_promotion_s);
+  j["promoted_read_share"] = or_null(r.promoted_read_share);
   j["phases"] = r.phases;
-  j["cache_bytes"] = opt(r.cache_bytes);
-  j["file_bytes"] = opt(r.file_bytes);
-  j["hits"] = opt(r.hits_per_s);
-  j["misses"] = opt(r.misses_per_s);
-  j["evictions"] = opt(r.evictions_per_s);
-  j["readers_during_drop"] = opt(r.readers_during_drop);
+  j["cache_bytes"] = or_null(r.cache_bytes);
+  j["file_bytes"] = or_null(r.file_bytes);
+  j["hits"] = or_null(r.hits_per_s);
+  j["misses"] = or_null(r.misses_per_s);
+  j["evictions"] = or_null(r.evictions_per_s);
+  j["readers_during_drop"] = or_null(r.readers_during_drop);
   return j;
 }
 
 void set_tuning(Result& r, const std::vector<TuneSample>& samples, bool tunes) {
   if (samples.empty()) return;
-  auto median_of = [&](auto field) {
+  // The median over the repeats that have the field (every repeat has the
+  // counts; one without a promotion has no first_promotion_s); null if none.
+  auto median = [&](auto field) {
     std::vector<double> v;
-    for (const auto& s : samples) v.push_back(field(s));
-    return summarize(v).median;
+    for (const auto& s : samples) {
+      if (const std::optional<double> x = field(s)) v.push_back(*x);
+    }
+    return median_or_null(v);
   };
-  r.distributed_pages = median_of([](const TuneSample& s) { return s.distributed_pages; });
+  r.distributed_pages = median([](const TuneSample& s) { return s.distributed_pages; });
   if (!tunes) return;
-  r.promotions = median_of([](const TuneSample& s) { return s.promotions; });
-  r.demotions = median_of([](const TuneSample& s) { return s.demotions; });
-  r.promoted_pages = median_of([](const TuneSample& s) { return s.promoted_pages; });
-  // Medians of the repeats that have a value (a repeat without a promotion
-  // has no first_promotion_s); null if none has.
-  auto median_present = [&](auto field) -> std::optional<double> {
-    std::vector<double> v;
-    for (const auto& s : samples)
-      if (auto x = field(s)) v.push_back(*x);
-    if (v.empty()) return std::nullopt;
-    return summarize(v).median;
-  };
-  r.first_promotion_s = median_present([](const TuneSample& s) { return s.first_promotion_s; });
-  r.promoted_read_share = median_present([](const TuneSample& s) { return s.promoted_read_share; });
+  r.promotions = median([](const TuneSample& s) { return s.promotions; });
+  r.demotions = median([](const TuneSample& s) { return s.demotions; });
+  r.promoted_pages = median([](const TuneSample& s) { return s.promoted_pages; });
+  r.first_promotion_s = median([](const TuneSample& s) { return s.first_promotion_s; });
+  r.promoted_read_share = median([](const TuneSample& s) { return s.promoted_read_share; });
 }
 
 namespace {
@@ -239,33 +270,44 @@ std::string csv_field(std::string_view s) {
 }
 }  // namespace
 
+// The CSV columns, in order: every field of to_json() but `phases` (a list
+// per row, JSON only).
+constexpr std::array kColumns = {
+    // every row has these
+    "experiment", "workload", "counter", "io", "threads", "distributed_pct", "median", "min", "max",
+    "unit",
+    // self-tuning
+    "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
+    "first_promotion_s", "promoted_read_share",
+    // the cache's sizes and rates (counting); query drop-under-misses
+    "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop"};
+
 std::string csv_header() {
-  return "experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit,"
-         "hint,after,promotions,demotions,distributed_pages,promoted_pages,"
-         "first_promotion_s,promoted_read_share,"
-         "cache_bytes,file_bytes,hits,misses,evictions,readers_during_drop";
+  return fmt::format("{}", fmt::join(kColumns, ","));
 }
 
 std::string csv_row(const Result& r) {
-  auto num = [](const std::optional<double>& v) {
-    return v ? fmt::format("{:.9g}", *v) : std::string();
-  };
-  auto count = [](const std::optional<std::uint64_t>& v) {
-    return v ? std::to_string(*v) : std::string();
-  };
-  return fmt::format(
-      "{},{},{},{},{},{},{:.9g},{:.9g},{:.9g},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-      csv_field(r.experiment), csv_field(r.workload), csv_field(r.counter),
-      r.io ? csv_field(*r.io) : std::string(), r.threads,
-      r.distributed_pct ? fmt::format("{:g}", *r.distributed_pct) : std::string(), r.stats.median,
-      r.stats.min, r.stats.max, csv_field(r.unit), r.hint ? csv_field(*r.hint) : std::string(),
-      r.after ? csv_field(*r.after) : std::string(), num(r.promotions), num(r.demotions),
-      num(r.distributed_pages), num(r.promoted_pages), num(r.first_promotion_s),
-      num(r.promoted_read_share), count(r.cache_bytes), count(r.file_bytes), num(r.hits_per_s),
-      num(r.misses_per_s), num(r.evictions_per_s), num(r.readers_during_drop));
+  // The JSON fields, so both files say the same: null is an empty field,
+  // integers as they are, other numbers with 9 significant digits.
+  const nlohmann::json j = to_json(r);
+  std::vector<std::string> fields;
+  for (const char* column : kColumns) {
+    const nlohmann::json& v = j.at(column);
+    fields.push_back(v.is_null()           ? std::string()
+                     : v.is_string()       ? csv_field(v.get<std::string>())
+                     : v.is_number_float() ? fmt::format("{:.9g}", v.get<double>())
+                                           : v.dump());
+  }
+  return fmt::format("{}", fmt::join(fields, ","));
 }
 
 namespace {
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;

@@ -1,8 +1,9 @@
 // bench/common.hpp — the one harness every paygo-bench subcommand shares.
 //
 // What it gives a subcommand:
-//   * argument helpers that throw UsageError (main() turns it into a message
-//     on stderr and exit code 2): number lists, name lists, durations;
+//   * the options the subcommands share, and what CLI11 does not do alone
+//     for lists (ranges N-M, "all", a name given twice); a bad command line
+//     is a CLI11 error or a UsageError (main() prints it, exit code 2);
 //   * the counter list as names, and a dispatcher that instantiates a
 //     template once per selected counter (no virtual calls on hot paths);
 //   * run_team(): T threads pinned round-robin to the CPUs this process may
@@ -18,6 +19,10 @@
 // start-up and clock reads dominate); use google-benchmark for those.
 #pragma once
 
+#include <fmt/ranges.h>  // fmt::join
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -53,19 +58,78 @@ struct PointFailed : std::runtime_error {
 };
 
 // ---- arguments ------------------------------------------------------------
+//
+// Parsing is CLI11's: lists are split by ->delimiter(','), names checked by
+// CLI::IsMember, numbers by CLI::Range, sizes converted by CLI::AsSizeValue.
+// Here is what CLI11 does not say alone.
 
-/// "1,2,4" or "1-4" or "1,2,8-10" -> {1,2,4} ... ; every value in [1, max].
-/// Throws UsageError naming `flag` for an empty list, 0, or junk.
-std::vector<unsigned> parse_count_list(std::string_view text, std::string_view flag,
-                                       unsigned max = 4096);
-/// "a,b" -> {"a","b"}, each checked against `allowed` (UsageError otherwise);
-/// "all" selects every allowed name; an empty list or a duplicate is an error.
-std::vector<std::string> parse_name_list(std::string_view text, std::string_view flag,
-                                         const std::vector<std::string>& allowed);
-/// A positive, finite number of seconds; UsageError otherwise.
-double check_duration(double seconds, std::string_view flag);
-std::string join(const std::vector<std::string>& items, std::string_view sep = ",");
-std::string join(const std::vector<unsigned>& items, std::string_view sep = ",");
+/// Adds `flag`, a comma-separated list, into `values` (its contents are the
+/// default). One argument per occurrence, and a repeated option replaces the
+/// earlier list (the last value wins, as main() makes it for every option).
+/// CLI11 skips empty items ("a,,b" is "a,b"); an empty list ("," or "") is
+/// an error.
+template <class T>
+CLI::Option* add_list(CLI::App* app, const std::string& flag, std::vector<T>& values,
+                      const std::string& help) {
+  CLI::Option* o = app->add_option(flag, values, help)
+                       ->delimiter(',')
+                       ->allow_extra_args(false)
+                       ->trigger_on_parse();
+  if (!values.empty()) o->default_str(fmt::format("{}", fmt::join(values, ",")));
+  return o;
+}
+
+/// add_list() of names, each one of `names` or "all" (CLI::IsMember);
+/// selected() gives the names it selects.
+CLI::Option* add_names(CLI::App* app, const std::string& flag, std::vector<std::string>& values,
+                       std::vector<std::string> names, const std::string& help);
+/// The names of a list from add_names(): every one of `names` for "all",
+/// else the list as given. UsageError for a name given twice or "all" in a
+/// longer list.
+std::vector<std::string> selected(const std::vector<std::string>& given,
+                                  const std::vector<std::string>& names, std::string_view flag);
+/// UsageError naming `flag` if a value is given twice.
+template <class T>
+void require_distinct(const std::vector<T>& values, std::string_view flag) {
+  for (auto it = values.begin(); it != values.end(); ++it) {
+    if (std::find(values.begin(), it, *it) != it) {
+      throw UsageError(fmt::format("{}: '{}' given twice", flag, *it));
+    }
+  }
+}
+
+/// A check for each item of a list of counts: N or a range N-M ("1-4"), with
+/// 1 <= N <= M <= max. expand_counts() turns the items into the counts.
+CLI::Validator count_or_range(unsigned max);
+/// {"1", "3-5"} -> {1, 3, 4, 5}: the items count_or_range() accepted.
+std::vector<unsigned> expand_counts(const std::vector<std::string>& items);
+/// A positive, finite number of seconds, at most an hour (CLI::Range alone
+/// would let "nan" through).
+CLI::Validator seconds();
+/// Makes `o` a byte size: 4096, 512K, 64M, 1G, ... (CLI::AsSizeValue with
+/// every unit a power of 1024: K = KB = KiB = 1024; no unit: bytes), at
+/// least 1.
+CLI::Option* size_option(CLI::Option* o);
+
+/// The options several subcommands share. add_counters: --counters, a list
+/// of counter names or 'all' (`scope` says which rows, e.g. "for --io cache").
+CLI::Option* add_counters(CLI::App* app, std::vector<std::string>& counters,
+                          std::string_view scope = "");
+/// --threads: a list of thread counts and ranges up to `max` (default, when
+/// `threads` stays empty: 1 to the usable CPUs; see threads_or_cpus()).
+CLI::Option* add_threads(CLI::App* app, std::vector<std::string>& threads, unsigned max,
+                         std::string_view what);
+/// The counts of --threads, or 1 to the number of usable CPUs if not given.
+std::vector<unsigned> threads_or_cpus(const std::vector<std::string>& threads);
+/// --duration: seconds() each repeat of a point runs (its timed part).
+CLI::Option* add_duration(CLI::App* app, double& duration);
+/// --repeat: repeats per point, 1..1000.
+CLI::Option* add_repeat(CLI::App* app, unsigned& repeat);
+/// --dir: where the scratch files go (ScratchDir).
+CLI::Option* add_dir(CLI::App* app, std::string& dir);
+/// --json FILE and --csv FILE (Outputs).
+void add_outputs(CLI::App* app, std::string& json, std::string& csv);
+
 /// 1, 2, 4, ... up to and including `max` (max itself even if not a power).
 std::vector<unsigned> powers_of_two_up_to(unsigned max);
 
@@ -195,6 +259,13 @@ struct Stats {
 };
 /// Median (mean of the middle two for an even count), min and max.
 Stats summarize(std::vector<double> samples);
+/// The median of `samples`, or null if there are none.
+std::optional<double> median_or_null(const std::vector<double>& samples);
+/// `v` as JSON, null if it has no value.
+template <class T>
+nlohmann::json or_null(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
 
 /// One measured point; the fields are the JSON/CSV schema (bench/README.md).
 struct Result {
@@ -249,7 +320,10 @@ std::string csv_header();
 std::string csv_row(const Result& r);
 
 /// The machine and build: cpu model, cores, kernel, compiler, git commit,
-/// hostname, date, whether membarrier is in use.
+/// hostname, date, whether membarrier is in use. The one description of the
+/// machine: every --json file's "machine", `paygo-bench machine` (make eval's
+/// summary.txt, tools/scaling-sweep); kernel/parse_serial.py writes the same
+/// fields for kernel-test, which has no paygo-bench (keep the two in step).
 nlohmann::json machine_info();
 
 /// Output files opened before the run (so a bad path fails before minutes

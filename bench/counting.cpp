@@ -52,6 +52,7 @@
 #include <utility>
 #include <vector>
 
+#include "cache_points.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "paygo/cache/page_cache.hpp"
@@ -106,11 +107,26 @@ inline void keep(const void* p) {
   __asm__ __volatile__("" : : "r"(p) : "memory");
 }
 
+/// A reader's timed loop: read_one() until `stop`, kReadsPerCheck calls per
+/// look at the flag (relaxed: it carries no data, only "stop soon").
+/// Returns the reads done.
+template <class ReadOne>
+std::uint64_t reads_until(const std::atomic<bool>& stop, ReadOne&& read_one) {
+  std::uint64_t n = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    for (unsigned k = 0; k < kReadsPerCheck; ++k) read_one();
+    n += kReadsPerCheck;
+  }
+  return n;
+}
+
 struct CountingOptions {
-  std::string workloads = "DRBL,DRBM,DRBH";
-  std::string hints = "auto";
-  std::string file_size;   // empty: per workload (DRBZ 64M, RRND 4x the cache)
-  std::string cache_size;  // empty: per workload (see cache_bytes_for)
+  std::vector<std::string> workloads = {"DRBL", "DRBM", "DRBH"};
+  std::vector<std::string> hints = {"auto"};
+  // 0: not given (a given size is at least 1), per workload: DRBZ's file 64M,
+  // RRND's 4x the cache; the cache: see cache_bytes_for.
+  std::uint64_t file_size = 0;
+  std::uint64_t cache_size = 0;
   double phase_seconds = 0.25;
   unsigned phases = 4;
   // PAYGO's self-tuning options (Paygo::Options defaults unless given).
@@ -119,16 +135,13 @@ struct CountingOptions {
   std::uint32_t demote_sweeps = PaygoOptions{}.demote_sweeps;
   std::uint32_t inhibit_ms = PaygoOptions{}.inhibit_ms;
   std::uint32_t sweep_every = cache::CacheOptions{}.sweep_every;
-  std::string counters = "all";
-  std::string io = "cache,pread,rocksdb-lru,rocksdb-hcc";
-  std::string threads;
+  std::vector<std::string> counters = {"all"};
+  std::vector<std::string> io = kIoModes;
+  std::vector<std::string> threads;  // empty: 1..number of usable CPUs
   double duration = 0.3;
   unsigned repeat = 3;
   std::string dir;
   std::string json, csv;
-  CLI::Option* threads_opt = nullptr;
-  CLI::Option* file_size_opt = nullptr;
-  CLI::Option* cache_size_opt = nullptr;
 };
 
 /// The files of one run, made once: per-thread files (DRBL), one file with
@@ -197,19 +210,6 @@ struct CacheRun {
   std::optional<double> hits = std::nullopt, misses = std::nullopt, evictions = std::nullopt;
 };
 
-std::int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-/// The advice a point runs under: PAYGO per --hint, the others Hot.
-cache::Advice advice_for(const std::string& hint) {
-  if (hint == "auto") return cache::Advice::Normal;
-  if (hint == "central") return cache::Advice::Central;
-  return cache::Advice::Hot;
-}
-
 /// One repeat of an io=cache point over a fresh cache of `cache_bytes`
 /// (a multiple of kBlock). `repeat` seeds RRND's generators.
 template <class C>
@@ -246,14 +246,8 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
       ids[i] = ids[0];
       continue;
     }
-    auto id = pc.open(*path);
-    if (!id) throw PointFailed(fmt::format("open {}: {}", *path, id.error().message()));
-    ids[i] = *id;
-    if (advice != cache::Advice::Normal) {
-      if (auto r = pc.advise(*id, 0, 0, advice); !r) {
-        throw PointFailed(fmt::format("advise: {}", r.error().message()));
-      }
-    }
+    ids[i] = open_or_fail(pc, *path);
+    if (advice != cache::Advice::Normal) advise_or_fail(pc, ids[i], 0, 0, advice);
   }
   if (drbz || rrnd) {
     // Fill the cache before the run (untimed): the whole file where it fits
@@ -261,19 +255,12 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
     // so the timed part starts in steady state (every miss evicts).
     const std::uint64_t fill =
         std::min<std::uint64_t>(files.bytes(workload), std::uint64_t{pc.frame_count()} * kBlock);
-    if (auto r = pc.advise(ids[0], 0, fill, cache::Advice::WillNeed); !r) {
-      throw PointFailed(fmt::format("advise(WillNeed): {}", r.error().message()));
-    }
+    advise_or_fail(pc, ids[0], 0, fill, cache::Advice::WillNeed);
   }
   // PHASE: the phase the readers follow (0, 1, ...; even: DRBH), set by the
   // monitor below. Relaxed: it only chooses which block to read.
   Padded<std::atomic<unsigned>> phase_now(0);
-  std::atomic<std::int64_t> first_read_ns{0};
-  auto mark_first_read = [&] {
-    std::int64_t zero = 0;
-    // Relaxed: a timestamp, read after the joins.
-    first_read_ns.compare_exchange_strong(zero, steady_ns(), std::memory_order_relaxed);
-  };
+  FirstRead first_read;
   nlohmann::json phase_log = nullptr;
   auto hot_info = [&] {
     auto r = pc.page_info(ids[0], 0);
@@ -287,10 +274,10 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
       // central again in each phase, and what the counters say.
       // Phase 0 starts with the first read (warm-up included), as
       // first_promotion_s does.
-      while (first_read_ns.load(std::memory_order_relaxed) == 0 && !st.stop_requested())
+      while (first_read.ns() == 0 && !st.stop_requested())
         std::this_thread::sleep_for(std::chrono::microseconds(20));
-      const auto t0 = std::chrono::steady_clock::time_point(
-          std::chrono::nanoseconds(first_read_ns.load(std::memory_order_relaxed)));
+      const auto t0 =
+          std::chrono::steady_clock::time_point(std::chrono::nanoseconds(first_read.ns()));
       const double ps = copt.phase_seconds;
       for (unsigned p = 0; p < copt.phases && !st.stop_requested(); ++p) {
         phase_now.value.store(p, std::memory_order_relaxed);
@@ -301,9 +288,7 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
         bool was = p == 0 ? false : hot_info().promoted;
         if (p == 0 && hot_info().promoted) {
           const std::int64_t fp = pc.stats().first_promotion_ns;
-          if (fp != 0)
-            promoted_ms =
-                static_cast<double>(fp - first_read_ns.load(std::memory_order_relaxed)) / 1e6;
+          if (fp != 0) promoted_ms = static_cast<double>(fp - first_read.ns()) / 1e6;
           was = true;
         }
         const auto start = t0 + std::chrono::duration<double>(ps * p);
@@ -322,9 +307,6 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
           std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
         const cache::CacheStats s1 = pc.stats();
-        auto opt_json = [](const std::optional<double>& v) {
-          return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-        };
         const cache::PageInfo end_info = hot_info();
         nlohmann::json ph;
         ph["phase"] = p;
@@ -332,9 +314,9 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
         ph["start_s"] = ps * p;
         ph["promotions"] = s1.promotions - s0.promotions;
         ph["demotions"] = s1.demotions - s0.demotions;
-        ph["promoted_after_ms"] = opt_json(promoted_ms);
-        ph["demoted_after_ms"] = opt_json(demoted_ms);
-        ph["demoted_after_sweeps"] = opt_json(demoted_sweeps);
+        ph["promoted_after_ms"] = or_null(promoted_ms);
+        ph["demoted_after_ms"] = or_null(demoted_ms);
+        ph["demoted_after_sweeps"] = or_null(demoted_sweeps);
         ph["hot_block_distributed_at_end"] = end_info.promoted || end_info.hinted;
         phase_log.push_back(std::move(ph));
       }
@@ -348,58 +330,36 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
       threads, timed,
       [&](unsigned i) {
         std::vector<char> buf(kBlock);
-        mark_first_read();
+        first_read.mark();
         const std::uint64_t block = drbz ? zipf->draws[i][0] : blocks[i];
         auto n = pc.read(ids[i], buf.data(), kBlock, block * kBlock);
         if (!n || *n != kBlock) throw PointFailed("warm-up read failed");
       },
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[kBlock];
-        std::uint64_t n = 0;
+        auto read = [&](std::uint64_t b) {
+          auto r = pc.read(ids[i], buf, kBlock, b * kBlock);
+          if (!r || *r != kBlock) [[unlikely]]
+            throw PointFailed(fmt::format("reading block {} failed: {}", b,
+                                          r ? "short read" : r.error().message()));
+          keep(buf);
+        };
         if (rrnd) {
           Rng rng(repeat, i);
           const std::uint64_t nblocks = files.rrnd_blocks;
-          while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see below
-            for (unsigned j = 0; j < kReadsPerCheck; ++j) {
-              const std::uint64_t b = rng.below(nblocks);
-              auto r = pc.read(ids[i], buf, kBlock, b * kBlock);
-              if (!r || *r != kBlock) [[unlikely]]
-                throw PointFailed(fmt::format("reading block {} failed: {}", b,
-                                              r ? "short read" : r.error().message()));
-              keep(buf);
-            }
-            n += kReadsPerCheck;
-          }
-          return n;
+          return reads_until(stop, [&] { read(rng.below(nblocks)); });
         }
         if (drbz) {
-          const std::uint32_t* draws = zipf->draws[i].data();
-          std::size_t k = 0;
-          while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see below
-            for (unsigned j = 0; j < kReadsPerCheck; ++j) {
-              auto r = pc.read(ids[i], buf, kBlock, std::uint64_t{draws[k]} * kBlock);
-              if (!r || *r != kBlock) [[unlikely]]
-                throw PointFailed("a cached read failed");
-              keep(buf);
-              k = (k + 1) & (kZipfDraws - 1);
-            }
-            n += kReadsPerCheck;
-          }
-          return n;
+          ZipfCursor draws(*zipf, i);
+          return reads_until(stop, [&] { read(draws.next()); });
         }
-        std::uint64_t off = blocks[i] * kBlock;
-        // Relaxed: the flag carries no data, only "stop soon".
-        while (!stop.load(std::memory_order_relaxed)) {
-          if (phase) {
-            const unsigned p = phase_now.value.load(std::memory_order_relaxed);
-            off = p % 2 == 0 ? 0 : std::uint64_t{i + 1} * kBlock;
-          }
-          for (unsigned k = 0; k < kReadsPerCheck; ++k) {
-            auto r = pc.read(ids[i], buf, kBlock, off);
-            if (!r || *r != kBlock) [[unlikely]]
-              throw PointFailed("a cached read failed");
-            keep(buf);
-          }
+        // DRBL/DRBM/DRBH: one block; PHASE: the phase's, looked up once per
+        // kReadsPerCheck reads (relaxed: it only chooses the block).
+        std::uint64_t block = blocks[i];
+        std::uint64_t n = 0;
+        while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see reads_until
+          if (phase) block = phase_now.value.load(std::memory_order_relaxed) % 2 == 0 ? 0 : i + 1;
+          for (unsigned k = 0; k < kReadsPerCheck; ++k) read(block);
           n += kReadsPerCheck;
         }
         return n;
@@ -420,23 +380,7 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
     out.misses = rate(before.misses, after.misses);
     out.evictions = rate(before.evictions, after.evictions);
   }
-  const cache::CacheStats st = pc.stats();
-  out.tune.promotions = static_cast<double>(st.promotions);
-  out.tune.demotions = static_cast<double>(st.demotions);
-  out.tune.distributed_pages = static_cast<double>(st.distributed_pages);
-  out.tune.promoted_pages = static_cast<double>(st.promoted_pages);
-  const std::int64_t first = first_read_ns.load(std::memory_order_relaxed);
-  if (st.first_promotion_ns != 0 && first != 0) {
-    out.tune.first_promotion_s = static_cast<double>(st.first_promotion_ns - first) / 1e9;
-  }
-  if (drbz) {
-    double share = 0;
-    for (std::uint64_t b = 0; b < files.zipf_blocks; ++b) {
-      auto info = pc.page_info(ids[0], b);
-      if (info && info->promoted) share += zipf->prob[b];
-    }
-    out.tune.promoted_read_share = share;
-  }
+  out.tune = tune_sample(pc, pc.stats(), first_read, ids[0], drbz ? zipf : nullptr);
   out.phases = std::move(phase_log);
   return out;
 }
@@ -471,35 +415,22 @@ double pread_once(const Files& files, const Zipf* zipf, const std::string& workl
       },
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[kBlock];
-        std::uint64_t n = 0;
+        auto read = [&](std::uint64_t b) {
+          if (::pread(fds[i], buf, kBlock, static_cast<off_t>(b * kBlock)) !=
+              static_cast<ssize_t>(kBlock)) [[unlikely]] {
+            throw PointFailed("pread failed");
+          }
+        };
         if (rrnd) {
           Rng rng(repeat, i);
           const std::uint64_t nblocks = files.rrnd_blocks;
-          while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
-            for (unsigned k = 0; k < kReadsPerCheck; ++k) {
-              const auto at = static_cast<off_t>(rng.below(nblocks) * kBlock);
-              if (::pread(fds[i], buf, kBlock, at) != static_cast<ssize_t>(kBlock)) [[unlikely]] {
-                throw PointFailed("pread failed");
-              }
-            }
-            n += kReadsPerCheck;
-          }
-          return n;
+          return reads_until(stop, [&] { read(rng.below(nblocks)); });
         }
-        const auto off = static_cast<off_t>(blocks[i] * kBlock);
-        const std::uint32_t* draws = zipf != nullptr ? zipf->draws[i].data() : nullptr;
-        std::size_t d = 0;
-        while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
-          for (unsigned k = 0; k < kReadsPerCheck; ++k) {
-            const off_t at = draws == nullptr ? off : static_cast<off_t>(draws[d] * kBlock);
-            d = (d + 1) & (kZipfDraws - 1);
-            if (::pread(fds[i], buf, kBlock, at) != static_cast<ssize_t>(kBlock)) [[unlikely]] {
-              throw PointFailed("pread failed");
-            }
-          }
-          n += kReadsPerCheck;
+        if (zipf != nullptr) {
+          ZipfCursor draws(*zipf, i);
+          return reads_until(stop, [&] { read(draws.next()); });
         }
-        return n;
+        return reads_until(stop, [&, block = blocks[i]] { read(block); });
       });
   return run.ops_per_second();
 }
@@ -590,42 +521,34 @@ CacheRun rocksdb_once(const std::string& io, const Files& files, const std::stri
       },
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[kBlock];
-        std::uint64_t n = 0;
         if (rrnd) {
           Rng rng(repeat, i);
           const std::uint64_t nblocks = files.rrnd_blocks;
           std::uint64_t missed = 0;
-          while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
-            for (unsigned k = 0; k < kReadsPerCheck; ++k) {
-              const std::uint64_t b = rng.below(nblocks);
-              const BlockKey key(file_id, b);
-              if (rocksdb::Cache::Handle* h = c.Lookup(key.slice()); h != nullptr) {
-                std::memcpy(buf, c.Value(h), kBlock);
-                c.Release(h);
-              } else {  // a miss: pread into buf, insert a copy
-                rocksdb_fill(c, io, key, fds[i], b, buf);
-                ++missed;
-              }
-              keep(buf);
+          const std::uint64_t n = reads_until(stop, [&] {
+            const std::uint64_t b = rng.below(nblocks);
+            const BlockKey key(file_id, b);
+            if (rocksdb::Cache::Handle* h = c.Lookup(key.slice()); h != nullptr) {
+              std::memcpy(buf, c.Value(h), kBlock);
+              c.Release(h);
+            } else {  // a miss: pread into buf, insert a copy
+              rocksdb_fill(c, io, key, fds[i], b, buf);
+              ++missed;
             }
-            n += kReadsPerCheck;
-          }
+            keep(buf);
+          });
           misses[i].value = missed;  // read after the joins
           return n;
         }
         const rocksdb::Slice key = keys[i].slice();
-        while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see cache_once
-          for (unsigned k = 0; k < kReadsPerCheck; ++k) {
-            rocksdb::Cache::Handle* h = c.Lookup(key);
-            if (h == nullptr) [[unlikely]]
-              throw PointFailed("a RocksDB lookup missed");
-            std::memcpy(buf, c.Value(h), kBlock);
-            c.Release(h);
-            keep(buf);
-          }
-          n += kReadsPerCheck;
-        }
-        return n;
+        return reads_until(stop, [&] {
+          rocksdb::Cache::Handle* h = c.Lookup(key);
+          if (h == nullptr) [[unlikely]]
+            throw PointFailed("a RocksDB lookup missed");
+          std::memcpy(buf, c.Value(h), kBlock);
+          c.Release(h);
+          keep(buf);
+        });
       });
   CacheRun out;
   out.ops = run.ops_per_second();
@@ -669,39 +592,29 @@ void print_phases(const std::vector<Result>& results) {
 }
 
 int run_counting(const CountingOptions& opt) {
-  const auto workloads = parse_name_list(opt.workloads, "--workload", kWorkloads);
-  const auto counters = parse_name_list(opt.counters, "--counters", all_counter_names());
-  const auto io = parse_name_list(opt.io, "--io", kIoModes);
-  const auto hints = parse_name_list(opt.hints, "--hint", kHints);
-  const unsigned ncpu = static_cast<unsigned>(allowed_cpus().size());
-  std::vector<unsigned> threads;
-  if (opt.threads_opt != nullptr && opt.threads_opt->count() > 0) {
-    threads = parse_count_list(opt.threads, "--threads", 1024);
-  } else {
-    for (unsigned t = 1; t <= ncpu; ++t) threads.push_back(t);
-  }
-  const double duration = check_duration(opt.duration, "--duration");
-  if (opt.repeat == 0 || opt.repeat > 1000) {
-    throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
-  }
-  auto selected = [&](std::string_view w) {
+  const auto workloads = selected(opt.workloads, kWorkloads, "--workload");
+  const auto counters = selected(opt.counters, all_counter_names(), "--counters");
+  const auto io = selected(opt.io, kIoModes, "--io");
+  const auto hints = selected(opt.hints, kHints, "--hint");
+  const std::vector<unsigned> threads = threads_or_cpus(opt.threads);
+  const double duration = opt.duration;
+  auto has_workload = [&](std::string_view w) {
     return std::find(workloads.begin(), workloads.end(), w) != workloads.end();
   };
-  const bool with_drbz = selected("DRBZ");
-  const bool with_phase = selected("PHASE");
-  const bool with_rrnd = selected("RRND");
+  const bool with_drbz = has_workload("DRBZ");
+  const bool with_phase = has_workload("PHASE");
+  const bool with_rrnd = has_workload("RRND");
   const unsigned max_threads = *std::max_element(threads.begin(), threads.end());
   // --cache-size and --file-size: given, or per workload (cache_bytes_for
   // below; DRBZ's file 64M, RRND's four times its cache).
-  const auto given = [](const CLI::Option* o) { return o != nullptr && o->count() > 0; };
   const long phys_pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
   const std::uint64_t memory =  // 0: unknown (no check)
       phys_pages > 0 && page_size > 0
           ? static_cast<std::uint64_t>(phys_pages) * static_cast<std::uint64_t>(page_size)
           : 0;
   std::optional<std::uint64_t> cache_arg, file_arg;
-  if (given(opt.cache_size_opt)) {
-    const std::uint64_t c = parse_size(opt.cache_size, "--cache-size");
+  if (opt.cache_size != 0) {
+    const std::uint64_t c = opt.cache_size;
     const std::uint64_t min_pages = kMinCachePages + max_threads;
     if (c % kBlock != 0) {
       throw UsageError(
@@ -719,8 +632,8 @@ int run_counting(const CountingOptions& opt) {
     }
     cache_arg = c;
   }
-  if (given(opt.file_size_opt)) {
-    const std::uint64_t f = parse_size(opt.file_size, "--file-size");
+  if (opt.file_size != 0) {
+    const std::uint64_t f = opt.file_size;
     if (with_drbz || with_rrnd) {  // the other workloads read their own small files
       if (f < kBlock) {
         throw UsageError(fmt::format("--file-size: at least {} bytes for DRBZ and RRND", kBlock));
@@ -746,10 +659,7 @@ int run_counting(const CountingOptions& opt) {
     if (cache_arg) return *cache_arg;
     if (w == "RRND") return kRrndCache;
     if (rocksdb) return kRocksCapacity;
-    if (w == "DRBZ") {
-      const std::uint64_t blocks = zipf_bytes / kBlock;
-      return (blocks + blocks / 16 + 64) * kBlock;
-    }
+    if (w == "DRBZ") return holding_bytes(zipf_bytes / kBlock);
     return std::uint64_t{kBlock} * (t + kMinCachePages);
   };
   if (with_drbz && !cache_arg && memory != 0 && cache_bytes_for("DRBZ", 1, false) > memory) {
@@ -757,10 +667,6 @@ int run_counting(const CountingOptions& opt) {
         "--file-size: DRBZ's cache would hold the {}-byte file, more than this machine's memory "
         "({}); give a smaller --cache-size",
         zipf_bytes, memory));
-  }
-  check_duration(opt.phase_seconds, "--phase-seconds");
-  if (opt.phases == 0 || opt.phases > 1000) {
-    throw UsageError(fmt::format("--phases: {} is out of range [1, 1000]", opt.phases));
   }
   Outputs outputs(opt.json, opt.csv);
   ScratchDir dir(opt.dir);
@@ -864,13 +770,9 @@ int run_counting(const CountingOptions& opt) {
       res.cache_bytes = p.cache_bytes;
       res.file_bytes = files.bytes(workload);
       // Medians of the repeats' rates; null where no repeat had one.
-      auto median_rate = [](const std::vector<double>& v) -> std::optional<double> {
-        if (v.empty()) return std::nullopt;
-        return summarize(v).median;
-      };
-      res.hits_per_s = median_rate(p.hits);
-      res.misses_per_s = median_rate(p.misses);
-      res.evictions_per_s = median_rate(p.evictions);
+      res.hits_per_s = median_or_null(p.hits);
+      res.misses_per_s = median_or_null(p.misses);
+      res.evictions_per_s = median_or_null(p.evictions);
       progress.report(
           label(workload, p, t),
           fmt::format("{} ops/s (median of {}){}{}", human(res.stats.median, "ops/s"),
@@ -930,7 +832,7 @@ int run_counting(const CountingOptions& opt) {
       {"block_bytes", kBlock},
       {"file_size_bytes", with_drbz ? nlohmann::json(zipf_bytes) : nlohmann::json(nullptr)},
       {"rrnd_file_size_bytes", with_rrnd ? nlohmann::json(rrnd_bytes) : nlohmann::json(nullptr)},
-      {"cache_size_bytes", cache_arg ? nlohmann::json(*cache_arg) : nlohmann::json(nullptr)},
+      {"cache_size_bytes", or_null(cache_arg)},
       {"zipf_theta", kZipfTheta},
       {"phase_seconds", opt.phase_seconds},
       {"phases", opt.phases},
@@ -949,7 +851,6 @@ int run_counting(const CountingOptions& opt) {
 
 Subcommand add_counting_command(CLI::App& app) {
   auto opt = std::make_shared<CountingOptions>();
-  const unsigned ncpu = static_cast<unsigned>(allowed_cpus().size());
   CLI::App* sub = app.add_subcommand(
       "counting",
       "Counting overhead: fxmark's buffered-read workloads, 4 KiB reads.\n"
@@ -994,67 +895,47 @@ Subcommand add_counting_command(CLI::App& app) {
       "each, then round 2, ...), so drift hits them alike. Median, min and max are reported,\n"
       "with ratios to noop, atomic and kernel (pread) at the same threads.\n"
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
-  sub->add_option("--workload,--workloads", opt->workloads,
-                  "Comma-separated: DRBL, DRBM, DRBH, DRBZ, PHASE, RRND, or 'all'")
-      ->capture_default_str();
-  sub->add_option("--hint", opt->hints,
-                  "Comma-separated hints for the paygo rows: auto, hot, central, or 'all'")
-      ->capture_default_str();
-  opt->file_size_opt =
-      sub->add_option("--file-size", opt->file_size,
-                      "DRBZ's and RRND's file: 4096, 512K, 64M, 1G, ... (a multiple of 4096). "
-                      "Default: DRBZ 64M, RRND 4x the cache")
-          ->option_text("SIZE");
-  opt->cache_size_opt =
-      sub->add_option("--cache-size", opt->cache_size,
-                      "Cache size (io cache and RocksDB), every workload: 64K, 64M, 1G, ... (a "
-                      "multiple of 4096, at least 16 pages + one per thread). Default: per "
-                      "workload (RRND 64M; DRBZ the file + 1/16; DRBL/DRBM/DRBH/PHASE 16 pages "
-                      "+ one per thread, RocksDB 64M)")
-          ->option_text("SIZE");
+  add_names(sub, "--workload,--workloads", opt->workloads, kWorkloads, "Comma-separated workloads");
+  add_names(sub, "--hint", opt->hints, kHints, "Comma-separated hints for the paygo rows");
+  size_option(sub->add_option(
+      "--file-size", opt->file_size,
+      "DRBZ's and RRND's file: 4096, 512K, 64M, 1G, ... (a multiple of 4096; K, M, G, T "
+      "are powers of 1024, also written KB or KiB). Default: DRBZ 64M, RRND 4x the cache"));
+  size_option(sub->add_option(
+      "--cache-size", opt->cache_size,
+      "Cache size (io cache and RocksDB), every workload: 64K, 64M, 1G, ... (as --file-size; a "
+      "multiple of 4096, at least 16 pages + one per thread). Default: per workload (RRND 64M; "
+      "DRBZ the file + 1/16; DRBL/DRBM/DRBH/PHASE 16 pages + one per thread, RocksDB 64M)"));
   sub->add_option("--phase-seconds", opt->phase_seconds, "PHASE: seconds per phase, > 0")
+      ->check(seconds())
       ->capture_default_str();
   sub->add_option("--phases", opt->phases, "PHASE: phases per repeat (DRBH first), 1..1000")
+      ->check(CLI::Range(1U, 1000U))
       ->capture_default_str();
-  sub->add_option("--promote-events", opt->promote_events,
-                  "paygo rows: contended central gets one thread must see to promote (K)")
-      ->check(CLI::Range(1U, 1000000U))
-      ->capture_default_str();
-  sub->add_option("--promote-window-us", opt->promote_window_us,
-                  "paygo rows: ... within this many microseconds")
-      ->capture_default_str();
-  sub->add_option("--demote-sweeps", opt->demote_sweeps,
-                  "paygo rows: quiet sweeps before a demotion (E), 1..255")
-      ->check(CLI::Range(1U, 255U))
-      ->capture_default_str();
-  sub->add_option("--inhibit-ms", opt->inhibit_ms,
-                  "paygo rows: no re-promotion this long after a demotion, 0..999")
-      ->check(CLI::Range(0U, 999U))
-      ->capture_default_str();
-  sub->add_option("--sweep-every", opt->sweep_every,
-                  "cache: hits per thread between sweep steps (0: no sweeps)")
-      ->capture_default_str();
-  sub->add_option("--counters", opt->counters,
-                  "Comma-separated counter names for --io cache, or 'all'. Known: " +
-                      join(all_counter_names(), ","))
-      ->capture_default_str();
-  sub->add_option("--io", opt->io,
-                  "Comma-separated I/O modes: cache, pread, rocksdb-lru, rocksdb-hcc, or 'all'")
-      ->capture_default_str();
-  opt->threads_opt = sub->add_option(
-      "--threads", opt->threads,
-      "Thread counts: comma-separated, ranges allowed (1,2,4 or 1-8); may exceed the CPUs. "
-      "Default: 1 to the number of usable CPUs (here 1-" +
-          std::to_string(ncpu) + ")");
-  sub->add_option("--duration", opt->duration, "Seconds each repeat runs (timed part), > 0")
-      ->capture_default_str();
-  sub->add_option("--repeat", opt->repeat, "Repeats per point, 1..1000")->capture_default_str();
-  sub->add_option("--dir", opt->dir,
-                  "Where to create the scratch files (removed at exit). Default: $TMPDIR or /tmp")
-      ->option_text("DIR");
-  sub->add_option("--json", opt->json, "Write {machine, config, results} as JSON to FILE")
-      ->option_text("FILE");
-  sub->add_option("--csv", opt->csv, "Write the results as CSV to FILE")->option_text("FILE");
+  // PAYGO's self-tuning (its rows only) and the cache's sweep steps.
+  auto knob = [&](const std::string& flag, std::uint32_t& value, const std::string& help) {
+    return sub->add_option(flag, value, help)->capture_default_str();
+  };
+  knob("--promote-events", opt->promote_events,
+       "paygo rows: contended central gets one thread must see to promote (K)")
+      ->check(CLI::Range(1U, 1000000U));
+  knob("--promote-window-us", opt->promote_window_us,
+       "paygo rows: ... within this many microseconds");
+  knob("--demote-sweeps", opt->demote_sweeps,
+       "paygo rows: quiet sweeps before a demotion (E), 1..255")
+      ->check(CLI::Range(1U, 255U));
+  knob("--inhibit-ms", opt->inhibit_ms,
+       "paygo rows: no re-promotion this long after a demotion, 0..999")
+      ->check(CLI::Range(0U, 999U));
+  knob("--sweep-every", opt->sweep_every,
+       "cache: hits per thread between sweep steps (0: no sweeps)");
+  add_counters(sub, opt->counters, " for --io cache");
+  add_names(sub, "--io", opt->io, kIoModes, "Comma-separated I/O modes");
+  add_threads(sub, opt->threads, 1024, "");
+  add_duration(sub, opt->duration);
+  add_repeat(sub, opt->repeat);
+  add_dir(sub, opt->dir);
+  add_outputs(sub, opt->json, opt->csv);
   return {sub, [opt] { return run_counting(*opt); }};
 }
 

@@ -4,6 +4,7 @@
 //   paygo-bench counting   fxmark DRBL/DRBM/DRBH over the page cache (bench/counting.cpp)
 //   paygo-bench query      drop time vs the hot fraction (bench/query.cpp)
 //   paygo-bench counters   the names of the counters it was built with
+//   paygo-bench machine    the machine block of the JSON files, alone
 //
 // Exit codes: 0 ok, 1 a measurement failed, 2 bad arguments.
 #include <fmt/core.h>
@@ -35,6 +36,14 @@ int main(int argc, char** argv) {
   CLI::App* list = app.add_subcommand("counters", "Print the counter names, one per line");
   commands.push_back({list, [] {
                         for (const auto& name : all_counter_names()) fmt::print("{}\n", name);
+                        return 0;
+                      }});
+  CLI::App* machine = app.add_subcommand(
+      "machine",
+      "Print the machine and build as JSON: the \"machine\" object of every --json file "
+      "(cpu_model, cores, kernel, compiler, git_commit, date, membarrier, ...)");
+  commands.push_back({machine, [] {
+                        fmt::print("{}\n", machine_info().dump(2));
                         return 0;
                       }});
 

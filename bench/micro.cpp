@@ -30,15 +30,14 @@ using Clock = std::chrono::steady_clock;
 const std::vector<std::string> kWorkloads = {"hot", "single", "query"};
 
 struct MicroOptions {
-  std::string counters = "all";
-  std::string threads;  // empty: 1..number of usable CPUs
-  std::string workloads = "hot,single,query";
+  std::vector<std::string> counters = {"all"};
+  std::vector<std::string> threads;  // empty: 1..number of usable CPUs
+  std::vector<std::string> workloads = kWorkloads;
   double duration = 0.3;
   unsigned repeat = 3;
   unsigned max_slots = 64;
   std::string json;
   std::string csv;
-  CLI::Option* threads_opt = nullptr;
 };
 
 /// get/put pairs per check of the stop flag (keeps the flag load off the
@@ -47,13 +46,21 @@ constexpr unsigned kOpsPerCheck = 32;
 /// freeze/query/unfreeze rounds per clock read in `query`.
 constexpr unsigned kQueriesPerCheck = 8;
 
+/// A fresh counter and one object of it marked distributed, on the heap
+/// (a counter may be large) and on cache lines of their own.
+template <class C>
+struct HotObject {
+  std::unique_ptr<C> counter = std::make_unique<C>();
+  std::unique_ptr<Padded<typename C::Object>> object =
+      std::make_unique<Padded<typename C::Object>>(*counter);
+  HotObject() { counter->set_distributed(object->value, true); }
+};
+
 template <class C>
 double hot_once(unsigned threads, double seconds) {
-  auto counter = std::make_unique<C>();
-  auto obj = std::make_unique<Padded<typename C::Object>>(*counter);
-  C& c = *counter;
-  typename C::Object& o = obj->value;
-  c.set_distributed(o, true);
+  HotObject<C> hot;
+  C& c = *hot.counter;
+  typename C::Object& o = hot.object->value;
   Padded<std::atomic<std::uint64_t>> failed(0);
   const TeamRun run = run_team(
       threads, seconds,
@@ -101,11 +108,9 @@ void freeze_or_fail(C& c, typename C::Object& o) {
 
 template <class C>
 double query_once(unsigned slots, double seconds) {
-  auto counter = std::make_unique<C>();
-  auto obj = std::make_unique<Padded<typename C::Object>>(*counter);
-  C& c = *counter;
-  typename C::Object& o = obj->value;
-  c.set_distributed(o, true);
+  HotObject<C> hot;
+  C& c = *hot.counter;
+  typename C::Object& o = hot.object->value;
 
   // S helpers, all alive at once (so each owns its own slot), each take and
   // release one distributed reference, then sleep until the timing is done.
@@ -175,22 +180,9 @@ struct Point {
 
 int run_micro(const MicroOptions& opt) {
   // ---- validate everything before measuring anything ----
-  const auto counters = parse_name_list(opt.counters, "--counters", all_counter_names());
-  const auto workloads = parse_name_list(opt.workloads, "--workloads", kWorkloads);
-  const unsigned ncpu = static_cast<unsigned>(allowed_cpus().size());
-  std::vector<unsigned> threads;
-  if (opt.threads_opt != nullptr && opt.threads_opt->count() > 0) {
-    threads = parse_count_list(opt.threads, "--threads");
-  } else {
-    for (unsigned t = 1; t <= ncpu; ++t) threads.push_back(t);
-  }
-  const double duration = check_duration(opt.duration, "--duration");
-  if (opt.repeat == 0 || opt.repeat > 1000) {
-    throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
-  }
-  if (opt.max_slots == 0 || opt.max_slots > 1024) {
-    throw UsageError(fmt::format("--max-slots: {} is out of range [1, 1024]", opt.max_slots));
-  }
+  const auto counters = selected(opt.counters, all_counter_names(), "--counters");
+  const auto workloads = selected(opt.workloads, kWorkloads, "--workloads");
+  const std::vector<unsigned> threads = threads_or_cpus(opt.threads);
   const auto slot_counts = powers_of_two_up_to(opt.max_slots);
   Outputs outputs(opt.json, opt.csv);
 
@@ -217,8 +209,8 @@ int run_micro(const MicroOptions& opt) {
       std::vector<double> samples;
       try {
         for (unsigned r = 0; r < opt.repeat; ++r) {
-          samples.push_back(p.workload == "query" ? query_once<C>(p.threads, duration)
-                                                  : hot_once<C>(p.threads, duration));
+          samples.push_back(p.workload == "query" ? query_once<C>(p.threads, opt.duration)
+                                                  : hot_once<C>(p.threads, opt.duration));
         }
       } catch (const PointFailed& e) {
         ++failures;
@@ -234,8 +226,9 @@ int run_micro(const MicroOptions& opt) {
   }
 
   // ---- report ----
-  nlohmann::json config = {{"command", "micro"},  {"counters", counters}, {"workloads", workloads},
-                           {"threads", threads},  {"slots", slot_counts}, {"duration_s", duration},
+  nlohmann::json config = {{"command", "micro"},     {"counters", counters},
+                           {"workloads", workloads}, {"threads", threads},
+                           {"slots", slot_counts},   {"duration_s", opt.duration},
                            {"repeat", opt.repeat}};
   outputs.write(config, results);
   print_tables(results);
@@ -246,7 +239,6 @@ int run_micro(const MicroOptions& opt) {
 
 Subcommand add_micro_command(CLI::App& app) {
   auto opt = std::make_shared<MicroOptions>();
-  const unsigned ncpu = static_cast<unsigned>(allowed_cpus().size());
   CLI::App* sub = app.add_subcommand(
       "micro",
       "The counters on their own: get/put throughput on one hot object, and the cost of a "
@@ -267,32 +259,16 @@ Subcommand add_micro_command(CLI::App& app) {
       "Each point runs --repeat times with a fresh counter and object; the median, min and max\n"
       "are reported. Progress goes to stderr, tables (with ratios to the noop and atomic\n"
       "baselines) to stdout. Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
-  sub->add_option(
-         "--counters", opt->counters,
-         "Comma-separated counter names, or 'all'. Known: " + join(all_counter_names(), ","))
-      ->capture_default_str();
-  sub->add_option("--workloads", opt->workloads, "Comma-separated workloads: hot, single, query")
-      ->capture_default_str();
-  opt->threads_opt =
-      sub->add_option("--threads", opt->threads,
-                      "Thread counts for 'hot': comma-separated, ranges allowed (1,2,4 or 1-8). "
-                      "May exceed the CPUs (threads wrap around). Default: 1 to the number of "
-                      "usable CPUs (here 1-" +
-                          std::to_string(ncpu) + ")");
-  sub->add_option("--duration", opt->duration,
-                  "Seconds each repeat of each point runs (timed part only), > 0")
-      ->capture_default_str();
-  sub->add_option("--repeat", opt->repeat, "Repeats per point, 1..1000 (median/min/max of them)")
-      ->capture_default_str();
+  add_counters(sub, opt->counters);
+  add_names(sub, "--workloads", opt->workloads, kWorkloads, "Comma-separated workloads");
+  add_threads(sub, opt->threads, 4096, " for 'hot'");
+  add_duration(sub, opt->duration);
+  add_repeat(sub, opt->repeat);
   sub->add_option("--max-slots", opt->max_slots,
                   "Largest slot count S for 'query' (S = 1, 2, 4, ... up to it), 1..1024")
+      ->check(CLI::Range(1U, 1024U))
       ->capture_default_str();
-  sub->add_option(
-         "--json", opt->json,
-         "Write {machine, config, results} as JSON to FILE (bench/README.md). Default: none")
-      ->option_text("FILE");
-  sub->add_option("--csv", opt->csv, "Write the results as CSV to FILE. Default: none")
-      ->option_text("FILE");
+  add_outputs(sub, opt->json, opt->csv);
   return {sub, [opt] { return run_micro(*opt); }};
 }
 

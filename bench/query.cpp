@@ -32,6 +32,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cache_points.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "paygo/cache/page_cache.hpp"
@@ -46,14 +47,13 @@ const std::vector<std::string> kAfter = {"DRBZ"};
 const std::vector<std::string> kHints = {"auto", "hot", "central"};
 
 struct QueryOptions {
-  std::string file_size = "64M";
-  std::string distributed = "0,1,10,25,50,100";
-  std::string touch_threads = "2";
-  std::string counters = "all";
-  std::string workloads = "drop,reclaim-per-page";
-  std::string after;
-  CLI::Option* after_opt = nullptr;
-  std::string hints = "auto,hot";
+  std::uint64_t file_size = std::uint64_t{64} << 20;
+  std::vector<unsigned> distributed = {0, 1, 10, 25, 50, 100};
+  std::vector<std::string> touch_threads = {"2"};
+  std::vector<std::string> counters = {"all"};
+  std::vector<std::string> workloads = {"drop", "reclaim-per-page"};
+  std::vector<std::string> after;  // empty: the --distributed sweep
+  std::vector<std::string> hints = {"auto", "hot"};
   double zipf_seconds = 0.3;
   unsigned drops = 20;
   unsigned repeat = 3;
@@ -61,49 +61,49 @@ struct QueryOptions {
   std::string json, csv;
 };
 
-/// "0,1,10,100" -> {0,1,10,100}; each in [0, 100], no duplicates, not empty.
-std::vector<unsigned> parse_percentages(const std::string& text, std::string_view flag) {
-  std::vector<unsigned> out;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t end = std::min(text.find(',', start), text.size());
-    const std::string part = text.substr(start, end - start);
-    std::size_t used = 0;
-    unsigned long v = 101;
-    try {
-      v = std::stoul(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
+/// A page cache over counter C sized to hold the `size`-byte file at `path`
+/// (holding_bytes()), with the file open in it.
+template <class C>
+struct CachedFile {
+  CachedFile(const std::string& path, std::uint64_t size)
+      : pages((size + cache::kPageSize - 1) / cache::kPageSize),
+        pc(options(pages)),
+        id(open_or_fail(pc, path)) {}
+  /// Times drop() (`per_page`: drop(1)); every page must go.
+  double drop(bool per_page) {
+    const cache::DropReport report = pc.drop(per_page ? 1 : 0);
+    if (report.evicted != pages) {
+      throw PointFailed(
+          fmt::format("drop evicted {} of {} pages ({} busy)", report.evicted, pages, report.busy));
     }
-    if (part.empty() || used != part.size() || v > 100) {
-      throw UsageError(fmt::format("{}: '{}' is not a percentage in 0..100", flag, part));
-    }
-    if (std::find(out.begin(), out.end(), v) != out.end()) {
-      throw UsageError(fmt::format("{}: {} is listed twice", flag, v));
-    }
-    out.push_back(static_cast<unsigned>(v));
-    start = end + 1;
+    return report.seconds;
   }
-  return out;
-}
+  /// Fails the point unless every page is cached.
+  void check_cached(std::string_view when) const {
+    if (const auto cached = pc.stats().cached_pages; cached != pages) {
+      throw PointFailed(fmt::format("{} of {} pages cached {}", cached, pages, when));
+    }
+  }
+  const std::uint64_t pages;
+  cache::PageCache<C> pc;
+  const cache::FileId id;
+
+ private:
+  static cache::CacheOptions options(std::uint64_t n) {
+    cache::CacheOptions opt;
+    opt.capacity_bytes = static_cast<std::size_t>(holding_bytes(n));
+    return opt;
+  }
+};
 
 template <class C>
 double drop_once(const std::string& path, std::uint64_t size, unsigned pct, unsigned touchers,
                  bool per_page) {
-  const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
-  cache::CacheOptions opt;
-  // Room for every page, plus a little for frames that concurrent missers
-  // of one page take and give back.
-  opt.capacity_bytes = static_cast<std::size_t>((pages + pages / 16 + 64) * cache::kPageSize);
-  cache::PageCache<C> pc(opt);
-  auto id = pc.open(path);
-  if (!id) throw PointFailed(fmt::format("open: {}", id.error().message()));
+  CachedFile<C> f(path, size);
+  auto& pc = f.pc;
+  const std::uint64_t pages = f.pages;
   const std::uint64_t hot_pages = pages * pct / 100;
-  if (hot_pages != 0) {
-    if (auto r = pc.advise(*id, 0, hot_pages * cache::kPageSize, cache::Advice::Hot); !r) {
-      throw PointFailed(fmt::format("advise: {}", r.error().message()));
-    }
-  }
+  if (hot_pages != 0) advise_or_fail(pc, f.id, 0, hot_pages * cache::kPageSize, cache::Advice::Hot);
   // Untimed: every toucher reads every page once (4 KiB reads).
   std::atomic<bool> failed{false};
   {
@@ -113,7 +113,7 @@ double drop_once(const std::string& path, std::uint64_t size, unsigned pct, unsi
         pin_to_cpu_index(t);
         std::vector<char> buf(cache::kPageSize);
         for (std::uint64_t p = 0; p < pages; ++p) {
-          auto r = pc.read(*id, buf.data(), buf.size(), p * cache::kPageSize);
+          auto r = pc.read(f.id, buf.data(), buf.size(), p * cache::kPageSize);
           // Relaxed: read after the joins below.
           if (!r) failed.store(true, std::memory_order_relaxed);
         }
@@ -121,17 +121,8 @@ double drop_once(const std::string& path, std::uint64_t size, unsigned pct, unsi
     }
   }
   if (failed.load(std::memory_order_relaxed)) throw PointFailed("a touching read failed");
-  const auto before = pc.stats();
-  if (before.cached_pages != pages) {
-    throw PointFailed(
-        fmt::format("{} of {} pages cached after touching", before.cached_pages, pages));
-  }
-  const cache::DropReport report = pc.drop(per_page ? 1 : 0);
-  if (report.evicted != pages) {
-    throw PointFailed(
-        fmt::format("drop evicted {} of {} pages ({} busy)", report.evicted, pages, report.busy));
-  }
-  return report.seconds;
+  f.check_cached("after touching");
+  return f.drop(per_page);
 }
 
 struct DropRun {
@@ -145,72 +136,30 @@ template <class C>
 DropRun drop_after_zipf(const std::string& path, std::uint64_t size, unsigned touchers,
                         const std::string& hint, double zipf_seconds, const Zipf& zipf,
                         bool per_page) {
-  const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
-  cache::CacheOptions opt;
-  opt.capacity_bytes = static_cast<std::size_t>((pages + pages / 16 + 64) * cache::kPageSize);
-  cache::PageCache<C> pc(opt);
-  auto id = pc.open(path);
-  if (!id) throw PointFailed(fmt::format("open: {}", id.error().message()));
-  const cache::Advice advice = hint == "auto"      ? cache::Advice::Normal
-                               : hint == "central" ? cache::Advice::Central
-                                                   : cache::Advice::Hot;
-  if (advice != cache::Advice::Normal) {
-    if (auto r = pc.advise(*id, 0, 0, advice); !r)
-      throw PointFailed(fmt::format("advise: {}", r.error().message()));
+  CachedFile<C> f(path, size);
+  auto& pc = f.pc;
+  if (const cache::Advice advice = advice_for(hint); advice != cache::Advice::Normal) {
+    advise_or_fail(pc, f.id, 0, 0, advice);
   }
-  if (auto r = pc.advise(*id, 0, 0, cache::Advice::WillNeed); !r)
-    throw PointFailed(fmt::format("advise(WillNeed): {}", r.error().message()));
-  std::atomic<std::int64_t> first_read_ns{0};
+  advise_or_fail(pc, f.id, 0, 0, cache::Advice::WillNeed);
+  FirstRead first_read;
   run_team(
-      touchers, zipf_seconds,
-      [&](unsigned) {
-        std::int64_t zero = 0;
-        // Relaxed: a timestamp, read after the joins.
-        first_read_ns.compare_exchange_strong(
-            zero,
-            std::chrono::duration_cast<std::chrono::nanoseconds>(
-                std::chrono::steady_clock::now().time_since_epoch())
-                .count(),
-            std::memory_order_relaxed);
-      },
+      touchers, zipf_seconds, [&](unsigned) { first_read.mark(); },
       [&](unsigned i, const std::atomic<bool>& stop) -> std::uint64_t {
         alignas(64) char buf[cache::kPageSize];
-        const std::uint32_t* draws = zipf.draws[i].data();
-        std::size_t k = 0;
+        ZipfCursor draws(zipf, i);
         std::uint64_t n = 0;
         while (!stop.load(std::memory_order_relaxed)) {  // relaxed: only "stop soon"
-          auto r = pc.read(*id, buf, sizeof buf, std::uint64_t{draws[k]} * cache::kPageSize);
+          auto r = pc.read(f.id, buf, sizeof buf, draws.next() * cache::kPageSize);
           if (!r) throw PointFailed("a Zipf read failed");
-          k = (k + 1) & (kZipfDraws - 1);
           ++n;
         }
         return n;
       });
-  const cache::CacheStats before = pc.stats();
-  if (before.cached_pages != pages) {
-    throw PointFailed(
-        fmt::format("{} of {} pages cached before the drop", before.cached_pages, pages));
-  }
+  f.check_cached("before the drop");
   DropRun out;
-  out.tune.promotions = static_cast<double>(before.promotions);
-  out.tune.demotions = static_cast<double>(before.demotions);
-  out.tune.distributed_pages = static_cast<double>(before.distributed_pages);
-  out.tune.promoted_pages = static_cast<double>(before.promoted_pages);
-  const std::int64_t first = first_read_ns.load(std::memory_order_relaxed);
-  if (before.first_promotion_ns != 0 && first != 0)
-    out.tune.first_promotion_s = static_cast<double>(before.first_promotion_ns - first) / 1e9;
-  double share = 0;
-  for (std::uint64_t p = 0; p < pages; ++p) {
-    auto info = pc.page_info(*id, p);
-    if (info && info->promoted) share += zipf.prob[p];
-  }
-  out.tune.promoted_read_share = share;
-  const cache::DropReport report = pc.drop(per_page ? 1 : 0);
-  if (report.evicted != pages) {
-    throw PointFailed(
-        fmt::format("drop evicted {} of {} pages ({} busy)", report.evicted, pages, report.busy));
-  }
-  out.seconds = report.seconds;
+  out.tune = tune_sample(pc, pc.stats(), first_read, f.id, &zipf);
+  out.seconds = f.drop(per_page);
   return out;
 }
 
@@ -233,14 +182,10 @@ struct UnderMisses {
 template <class C>
 UnderMisses drop_under_misses(const std::string& path, std::uint64_t size,
                               const std::string& miss_path, unsigned readers, unsigned drops) {
-  const std::uint64_t pages = (size + cache::kPageSize - 1) / cache::kPageSize;
-  const std::uint64_t miss_pages = 2 * pages;
-  cache::CacheOptions opt;
-  opt.capacity_bytes = static_cast<std::size_t>((pages + pages / 16 + 64) * cache::kPageSize);
-  cache::PageCache<C> pc(opt);
-  auto id = pc.open(path);
-  auto miss_id = pc.open(miss_path);
-  if (!id || !miss_id) throw PointFailed("open failed");
+  CachedFile<C> f(path, size);
+  auto& pc = f.pc;
+  const cache::FileId miss_id = open_or_fail(pc, miss_path);
+  const std::uint64_t miss_pages = 2 * f.pages;
   struct alignas(64) Count {
     std::atomic<std::uint64_t> reads{0};  // one writer: plain load + store
   };
@@ -264,7 +209,7 @@ UnderMisses drop_under_misses(const std::string& path, std::uint64_t size,
           x ^= x << 13;
           x ^= x >> 7;
           x ^= x << 17;
-          if (!pc.read(*miss_id, buf, sizeof buf, (x % miss_pages) * cache::kPageSize)) {
+          if (!pc.read(miss_id, buf, sizeof buf, (x % miss_pages) * cache::kPageSize)) {
             failed.store(true, std::memory_order_relaxed);  // read after the joins
             break;
           }
@@ -274,7 +219,7 @@ UnderMisses drop_under_misses(const std::string& path, std::uint64_t size,
     }
     const auto window = std::chrono::milliseconds(30);
     for (unsigned d = 0; d < drops && !failed.load(std::memory_order_relaxed); ++d) {
-      if (auto r = pc.advise(*id, 0, 0, cache::Advice::WillNeed); !r) {
+      if (auto r = pc.advise(f.id, 0, 0, cache::Advice::WillNeed); !r) {
         failed.store(true, std::memory_order_relaxed);
         break;
       }
@@ -362,32 +307,25 @@ int run_after(const QueryOptions& opt, const std::string& after, std::uint64_t s
 }
 
 int run_query(const QueryOptions& opt) {
-  const std::uint64_t size = parse_size(opt.file_size, "--file-size");
-  const auto distributed = parse_percentages(opt.distributed, "--distributed");
-  const auto touchers = parse_count_list(opt.touch_threads, "--touch-threads", 1024);
-  const auto counters = parse_name_list(opt.counters, "--counters", all_counter_names());
-  const auto workloads = parse_name_list(opt.workloads, "--workloads", kWorkloads);
-  if (opt.repeat == 0 || opt.repeat > 1000) {
-    throw UsageError(fmt::format("--repeat: {} is out of range [1, 1000]", opt.repeat));
-  }
+  const std::uint64_t size = opt.file_size;
+  const std::vector<unsigned>& distributed = opt.distributed;
+  require_distinct(distributed, "--distributed");
+  const auto touchers = expand_counts(opt.touch_threads);
+  const auto counters = selected(opt.counters, all_counter_names(), "--counters");
+  const auto workloads = selected(opt.workloads, kWorkloads, "--workloads");
   const bool after = !opt.after.empty();
-  if (opt.after_opt != nullptr && opt.after_opt->count() > 0 && opt.after.empty())
-    throw UsageError("--after: empty; give DRBZ, or leave --after out for the --distributed sweep");
   std::string after_name;
   if (after) {
-    const auto names = parse_name_list(opt.after, "--after", kAfter);
+    const auto names = selected(opt.after, kAfter, "--after");
     if (names.size() != 1) throw UsageError("--after: one workload only");
     after_name = names.front();
   }
-  const auto hints = parse_name_list(opt.hints, "--hint", kHints);
-  check_duration(opt.zipf_seconds, "--zipf-seconds");
+  const auto hints = selected(opt.hints, kHints, "--hint");
   Outputs outputs(opt.json, opt.csv);
   ScratchDir dir(opt.dir);
   const bool under_misses =
       std::find(workloads.begin(), workloads.end(), "drop-under-misses") != workloads.end();
   if (under_misses && after) throw UsageError("--after: not with the drop-under-misses workload");
-  if (opt.drops == 0 || opt.drops > 100000)
-    throw UsageError(fmt::format("--drops: {} is out of range [1, 100000]", opt.drops));
   const std::string path = dir.make_file("query", size);
   if (after)
     return run_after(opt, after_name, size, path, touchers, counters, workloads, hints, outputs);
@@ -500,41 +438,33 @@ Subcommand add_query_command(CLI::App& app) {
       "seconds and readers_during_drop, the median over the drops of the readers' reads/s\n"
       "while the drop ran over their reads/s in the 30 ms just before it.\n"
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
-  sub->add_option("--file-size", opt->file_size, "Bytes to cache: 4096, 512K, 64M, 1G, ...")
-      ->capture_default_str();
-  sub->add_option("--distributed", opt->distributed,
-                  "Comma-separated percentages of the pages advised Hot, 0..100")
-      ->capture_default_str();
-  sub->add_option("--touch-threads", opt->touch_threads,
-                  "Comma-separated counts of threads that read every page before the drop")
-      ->capture_default_str();
-  sub->add_option(
-         "--counters", opt->counters,
-         "Comma-separated counter names, or 'all'. Known: " + join(all_counter_names(), ","))
-      ->capture_default_str();
-  sub->add_option("--workloads", opt->workloads,
-                  "Comma-separated: drop, reclaim-per-page, drop-under-misses")
-      ->capture_default_str();
+  size_option(sub->add_option("--file-size", opt->file_size,
+                              "Bytes to cache: 4096, 512K, 64M, 1G, ... (K, M, G, T are powers "
+                              "of 1024, also written KB or KiB). Default: 64M"));
+  add_list(sub, "--distributed", opt->distributed,
+           "Comma-separated percentages of the pages advised Hot, 0..100")
+      ->check(CLI::Range(0U, 100U));
+  add_list(sub, "--touch-threads", opt->touch_threads,
+           "Comma-separated counts of threads that read every page before the drop, ranges "
+           "allowed (1,2,4 or 1-8)")
+      ->check(count_or_range(1024));
+  add_counters(sub, opt->counters);
+  add_names(sub, "--workloads", opt->workloads, kWorkloads, "Comma-separated workloads");
   sub->add_option("--drops", opt->drops,
                   "drop-under-misses: drops per repeat, each one measured, 1..100000")
+      ->check(CLI::Range(1U, 100000U))
       ->capture_default_str();
-  opt->after_opt = sub->add_option(
-      "--after", opt->after,
-      "Run this workload before each drop instead of the --distributed sweep: DRBZ");
-  sub->add_option("--hint", opt->hints,
-                  "With --after: comma-separated hints for the paygo rows: auto, hot, central, "
-                  "or 'all'")
-      ->capture_default_str();
+  add_names(sub, "--after", opt->after, kAfter,
+            "Run this workload before each drop instead of the --distributed sweep");
+  add_names(sub, "--hint", opt->hints, kHints,
+            "With --after: comma-separated hints for the paygo rows");
   sub->add_option("--zipf-seconds", opt->zipf_seconds,
                   "With --after DRBZ: seconds of Zipf reads before each drop (untimed), > 0")
+      ->check(seconds())
       ->capture_default_str();
-  sub->add_option("--repeat", opt->repeat, "Repeats per point, 1..1000")->capture_default_str();
-  sub->add_option("--dir", opt->dir,
-                  "Where to create the scratch file (removed at exit). Default: $TMPDIR or /tmp")
-      ->option_text("DIR");
-  sub->add_option("--json", opt->json, "Write {machine, config, results} as JSON to FILE")
-      ->option_text("FILE");
-  sub->add_option("--csv", opt->csv, "Write the results as CSV to FILE")->option_text("FILE");
+  add_repeat(sub, opt->repeat);
+  add_dir(sub, opt->dir);
+  add_outputs(sub, opt->json, opt->csv);
   return {sub, [opt] { return run_query(*opt); }};
 }
 

@@ -25,7 +25,4 @@ class ScratchDir {
   std::filesystem::path path_;
 };
 
-/// "64M", "1G", "4096", "512K" -> bytes (binary units). UsageError on junk.
-std::uint64_t parse_size(const std::string& text, const std::string& flag);
-
 }  // namespace paygo::bench

@@ -49,4 +49,19 @@ struct Zipf {
   std::vector<std::vector<std::uint32_t>> draws;  // per thread: block numbers
 };
 
+/// One thread's draws, round and round: next() is its next block number.
+class ZipfCursor {
+ public:
+  ZipfCursor(const Zipf& zipf, unsigned thread) : draws_(zipf.draws[thread].data()) {}
+  std::uint64_t next() noexcept {
+    const std::uint64_t block = draws_[k_];
+    k_ = (k_ + 1) & (kZipfDraws - 1);
+    return block;
+  }
+
+ private:
+  const std::uint32_t* draws_;
+  std::size_t k_ = 0;
+};
+
 }  // namespace paygo::bench

@@ -26,6 +26,11 @@ BAD = re.compile(
     r"Kernel panic|kernel BUG|UBSAN|KASAN|RIP: |Call Trace:|QEMU-TIMEOUT|soft lockup|hung_task"
 )
 IO = {"vanilla": "kernel-vanilla", "patched": "kernel-paygo", "seed": "kernel-seed"}
+# kernel.csv: the first ten columns of paygo-bench's CSV (bench/README.md), the
+# ones a kernel result has. paygo-bench's writer (bench/common.cpp) cannot be
+# used: `make kernel-test` builds no paygo-bench, and these rows are not its
+# Result rows (io kernel-*, one sample per boot).
+COLUMNS = ("experiment", "workload", "counter", "io", "threads", "distributed_pct", "median", "min", "max", "unit")
 
 
 def parse_log(path):
@@ -71,26 +76,41 @@ def parse_log(path):
 
 
 def machine(version):
+    """The host's "machine" block: the fields and formats of paygo-bench's
+    (bench/common.cpp machine_info(), `paygo-bench machine`) that describe
+    this run, plus "guest". Collected here, not asked of paygo-bench, because
+    `make kernel-test` builds no paygo-bench (only the kernels and the static
+    guest tool); compiler, build_type and membarrier describe paygo-bench's
+    own build and fences, so they are left out. Keep the two in step."""
     cpu = "unknown"
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
+            # x86: "model name"; arm64: no model name, but "Hardware"/...
+            if line.startswith(("model name", "Hardware", "cpu model", "Processor")) and ":" in line:
                 cpu = line.split(":", 1)[1].strip()
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
+
+    def git(*args):
+        try:
+            r = subprocess.run(["git", *args], capture_output=True, text=True,
+                               cwd=os.path.dirname(os.path.abspath(__file__)))
+        except OSError:
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = commit != "unknown" and bool(git("status", "--porcelain", "--untracked-files=no"))
     return {
         "cpu_model": cpu,
         "cores": os.cpu_count(),
+        "cpus_allowed": len(os.sched_getaffinity(0)),
         "kernel": f"{platform.system()} {platform.release()}",
         "arch": platform.machine(),
         "guest": f"QEMU TCG (software emulation), -smp 2 -m 2G, Linux {version} (Debian linux-source-6.1)",
         "git_commit": commit,
+        "git_dirty": dirty,
         "hostname": platform.node(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -144,10 +164,9 @@ def main():
         json.dump(doc, f, indent=2)
     with open(os.path.join(a.out, "kernel.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["experiment", "workload", "counter", "io", "threads", "distributed_pct", "median", "min", "max", "unit"])
+        w.writerow(COLUMNS)
         for r in results:
-            w.writerow([r[c] for c in ("experiment", "workload", "counter", "io", "threads", "distributed_pct",
-                                       "median", "min", "max", "unit")])
+            w.writerow([r[c] for c in COLUMNS])
 
     def med(exp, wl, counter, io, threads, pct=0):
         for r in results:

@@ -7,16 +7,9 @@
 set -euo pipefail
 
 bench=${1:?usage: bench_cli_test.sh PATH/TO/paygo-bench}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-mapfile -t counters < <("$bench" counters)
-((${#counters[@]} >= 2)) || fail "'paygo-bench counters' listed ${#counters[@]} counters"
+# $tmp, fail, $counters, BENCH_COLUMNS, check_csv, expect_exit_2
+# shellcheck source=tests/bench_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 printf '%s\n' "${counters[@]}" | grep -qx noop || fail "no noop baseline"
 printf '%s\n' "${counters[@]}" | grep -qx atomic || fail "no atomic baseline"
 
@@ -27,10 +20,10 @@ echo "== micro, all counters: ${counters[*]}"
 grep -q '/noop' "$tmp/stdout" || fail "no table with ratios on stdout"
 grep -q '^\[1/' "$tmp/stderr" || fail "no progress lines on stderr"
 
-python3 - "$tmp/micro.json" "$tmp/micro.csv" "${counters[@]}" <<'PY'
-import csv, json, sys
+python3 - "$tmp/micro.json" "${counters[@]}" <<'PY'
+import json, os, sys
 
-path, csv_path, counters = sys.argv[1], sys.argv[2], sys.argv[3:]
+path, counters = sys.argv[1], sys.argv[2:]
 with open(path) as f:
     doc = json.load(f)
 
@@ -48,13 +41,8 @@ for key in ("cpu_model", "cores", "kernel", "compiler", "git_commit", "hostname"
 check(isinstance(machine["membarrier"], bool), "machine.membarrier is not a bool")
 check(isinstance(machine["cores"], int) and machine["cores"] >= 1, "machine.cores")
 
-# The CSV columns in their documented order (bench/README.md); the JSON
-# objects have the same keys plus `phases`.
-columns = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
-           "median", "min", "max", "unit",
-           "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
-           "first_promotion_s", "promoted_read_share",
-           "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop"]
+# The JSON rows have the CSV's columns plus `phases`.
+columns = os.environ["BENCH_COLUMNS"].split(",")
 fields = set(columns) | {"phases"}
 tuning = columns[10:] + ["phases"]
 results = doc["results"]
@@ -85,24 +73,9 @@ for c in counters:
 missing = expected - set(seen)
 check(not missing, f"missing points: {sorted(missing)}")
 check(not set(seen) - expected, f"unexpected points: {sorted(set(seen) - expected)}")
-
-with open(csv_path, newline="") as f:
-    table = list(csv.reader(f))
-check(table and table[0] == columns, f"CSV header {table[:1]}, want {columns}")
-rows = table[1:]
-check(len(rows) == len(results), f"CSV has {len(rows)} rows, JSON {len(results)}")
-for i, (row, r) in enumerate(zip(rows, results)):
-    check(len(row) == len(columns), f"CSV row {i + 1} has {len(row)} fields: {row}")
-    for k, v in zip(columns, row):
-        if r[k] is None:
-            check(v == "", f"CSV row {i + 1}: {k} = {v!r}, JSON null")
-        elif isinstance(r[k], str):
-            check(v == r[k], f"CSV row {i + 1}: {k} = {v!r}, JSON {r[k]!r}")
-        else:
-            check(abs(float(v) - r[k]) <= 1e-6 * abs(r[k]),
-                  f"CSV row {i + 1}: {k} = {v}, JSON {r[k]}")
-print(f"ok: {len(results)} points, {len(counters)} counters, CSV has the {len(columns)} columns")
+print(f"ok: {len(results)} points, {len(counters)} counters")
 PY
+check_csv "$tmp/micro.json" "$tmp/micro.csv"
 
 echo "== one counter, one workload"
 "$bench" micro --counters atomic --workloads single --duration 0.01 --repeat 2 \
@@ -130,12 +103,7 @@ echo "== bad arguments"
 # Each case is run after valid tiny settings (a repeated option takes the
 # last value), so only the bad argument can be the reason for the error.
 expect_usage_error() {
-  local rc=0
-  "$bench" micro --duration 0.01 --repeat 1 --max-slots 2 "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-  ((rc == 2)) || fail "'micro $*' exited $rc, want 2 (bad arguments)"
-  [[ -s $tmp/err ]] || fail "'micro $*' printed no message on stderr"
-  if grep -q 'terminate called\|Aborted' "$tmp/err"; then fail "'micro $*' crashed"; fi
-  echo "ok: micro $* -> exit $rc: $(head -n1 "$tmp/err")"
+  expect_exit_2 "micro $*" "$bench" micro --duration 0.01 --repeat 1 --max-slots 2 "$@"
 }
 expect_usage_error --counters no-such-counter
 expect_usage_error --threads ""

@@ -27,16 +27,9 @@ set -euo pipefail
 
 bench=${1:?usage: bench_experiments_test.sh PATH/TO/paygo-bench PATH/TO/tools/plot}
 plot=${2:?usage: bench_experiments_test.sh PATH/TO/paygo-bench PATH/TO/tools/plot}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-mapfile -t counters < <("$bench" counters)
-((${#counters[@]} >= 2)) || fail "'paygo-bench counters' listed ${#counters[@]} counters"
+# $tmp, fail, $counters, BENCH_COLUMNS, check_csv, expect_exit_2
+# shellcheck source=tests/bench_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 echo "== bad arguments"
 # Valid tiny settings first (a repeated option takes the last value), so
@@ -51,12 +44,7 @@ expect_usage_error() {
   esac
   # Scratch files under $tmp: removed by the trap even if a run is killed.
   base+=(--dir "$tmp")
-  local rc=0
-  timeout 60 "$bench" "$cmd" "${base[@]}" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-  ((rc == 2)) || fail "'$cmd $*' exited $rc, want 2 (bad arguments)"
-  [[ -s $tmp/err ]] || fail "'$cmd $*' printed no message on stderr"
-  if grep -q 'terminate called\|Aborted' "$tmp/err"; then fail "'$cmd $*' crashed"; fi
-  echo "ok: $cmd $* -> exit $rc: $(head -n1 "$tmp/err")"
+  expect_exit_2 "$cmd $*" timeout 60 "$bench" "$cmd" "${base[@]}" "$@"
 }
 expect_usage_error counting --counters no-such-counter
 expect_usage_error counting --io no-such-io
@@ -73,7 +61,7 @@ expect_usage_error counting --json "$tmp/no-such-dir/x.json"
 expect_usage_error counting --hint no-such-hint
 expect_usage_error counting --hint ""
 expect_usage_error counting --hint auto,auto
-expect_usage_error counting --hint auto,,hot
+expect_usage_error counting --hint ,
 expect_usage_error counting --workload PHASE --io cache --phases 0
 expect_usage_error counting --workload PHASE --io cache --phases 1001
 expect_usage_error counting --workload PHASE --io cache --phases -1
@@ -111,7 +99,7 @@ expect_usage_error query --distributed ""
 expect_usage_error query --distributed 0,0
 expect_usage_error query --distributed 5x
 expect_usage_error query --touch-threads 0
-expect_usage_error query --touch-threads 1,,2
+expect_usage_error query --touch-threads ,
 expect_usage_error query --workloads no-such-workload
 expect_usage_error query --repeat 0
 expect_usage_error query --after DRBX
@@ -169,22 +157,21 @@ timeout 120 "$bench" query --after DRBZ --hint auto,hot --zipf-seconds 0.02 --fi
   { cat "$tmp/after.err" >&2; fail "paygo-bench query --after DRBZ exited non-zero"; }
 
 echo "== query drop-under-misses"
-timeout 120 "$bench" query --workloads drop-under-misses --file-size 256K --touch-threads 1,2 \
+timeout 120 "$bench" query --workloads drop-under-misses --file-size 256K --touch-threads 1-2 \
   --drops 3 --counters atomic,paygo --repeat 1 --dir "$tmp" \
   --json "$tmp/misses.json" --csv "$tmp/misses.csv" >"$tmp/misses.out" 2>"$tmp/misses.err" ||
   { cat "$tmp/misses.err" >&2; fail "paygo-bench query drop-under-misses exited non-zero"; }
 
+for name in counting tuning rrnd rrnd-default small query after misses; do
+  check_csv "$tmp/$name.json" "$tmp/$name.csv"
+done
+
 python3 - "$tmp" "${counters[@]}" <<'PY'
-import csv, json, math, re, sys
+import json, math, os, re, sys
 
 tmp, counters = sys.argv[1], sys.argv[2:]
-# The CSV columns in their documented order (bench/README.md); JSON rows have
-# the same keys plus `phases`.
-COLUMNS = ["experiment", "workload", "counter", "io", "threads", "distributed_pct",
-           "median", "min", "max", "unit",
-           "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
-           "first_promotion_s", "promoted_read_share",
-           "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop"]
+# The JSON rows have the CSV's columns plus `phases`.
+COLUMNS = os.environ["BENCH_COLUMNS"].split(",")
 FIELDS = set(COLUMNS) | {"phases"}
 SIZES = ["cache_bytes", "file_bytes", "hits", "misses", "evictions"]
 COUNTS = ["promotions", "demotions", "distributed_pages", "promoted_pages"]
@@ -217,22 +204,6 @@ def load(name, experiment):
             check(is_num(r[k]) and r[k] > 0, f"{name}: {k} not positive: {r}")
         check(r["min"] <= r["median"] <= r["max"], f"{name}: min <= median <= max: {r}")
         check_tuning(name, r)
-    # CSV: the documented header, one row per result with as many fields,
-    # the same values (null is an empty field; phases is not in the CSV).
-    with open(f"{tmp}/{name}.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    check(rows and rows[0] == COLUMNS, f"{name}: CSV header {rows[:1]}, want {COLUMNS}")
-    check(len(rows) - 1 == len(results), f"{name}: CSV rows {len(rows) - 1} != {len(results)}")
-    for i, (row, r) in enumerate(zip(rows[1:], results)):
-        check(len(row) == len(COLUMNS), f"{name}: CSV row {i + 1} has {len(row)} fields: {row}")
-        for k, v in zip(COLUMNS, row):
-            if r[k] is None:
-                check(v == "", f"{name}: CSV row {i + 1}: {k} = {v!r}, JSON null")
-            elif isinstance(r[k], str):
-                check(v == r[k], f"{name}: CSV row {i + 1}: {k} = {v!r}, JSON {r[k]!r}")
-            else:
-                check(v != "" and abs(float(v) - r[k]) <= 1e-6 * abs(r[k]),
-                      f"{name}: CSV row {i + 1}: {k} = {v!r}, JSON {r[k]}")
     return doc["config"], results
 
 
