@@ -18,9 +18,12 @@
 //   * open() of an open file gives its FileId; the last close() makes reads
 //     EBADF, leaves pins valid, uncaches the file; reopening gives the same id.
 //
-// Input layout: 4 header bytes (capacity 1..6 pages, counter Paygo or
-// Atomic, evict/drop batch, three file sizes 0..~5 pages), then 4 bytes per
-// op: kind, file/argument, a 16-bit argument.
+// Input layout, in the order the fields are consumed (FuzzedDataProvider's
+// ConsumeIntegral: from the end of the input backwards, fuzz_common.hpp):
+// 4 header bytes (capacity 1..6 pages, counter Paygo or Atomic, evict/drop
+// batch, three file sizes 0..~5 pages), then 4 bytes per op: kind,
+// file/argument, a 16-bit argument. PAYGO_FUZZ_TRACE=1 prints each op, what
+// it did and the cache's statistics after it.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -139,13 +142,14 @@ class Harness {
     }
   }
 
-  void run(paygo::fuzz::Input& in) {
-    for (int n = 0; n < kMaxOps && !in.empty(); ++n) {
-      const std::uint8_t kind = in.u8();
-      const std::uint8_t a = in.u8();
-      const std::uint16_t b = in.u16();
+  void run(FuzzedDataProvider& in) {
+    for (int n = 0; n < kMaxOps && in.remaining_bytes() != 0; ++n) {
+      const auto kind = in.ConsumeIntegral<std::uint8_t>();
+      const auto a = in.ConsumeIntegral<std::uint8_t>();
+      const auto b = in.ConsumeIntegral<std::uint16_t>();
       step(kind, a, b);
       check_pins();
+      if (paygo::fuzz::trace_enabled()) trace_step(kind, a, b);
     }
     pins_.clear();
     const auto rep = cache_.drop();
@@ -158,6 +162,32 @@ class Harness {
                                                  paygo::cache::Backend* b) {
     o.backend = b;
     return o;
+  }
+
+  // With PAYGO_FUZZ_TRACE: one line per op, what it did (note_) and the
+  // cache's state after it.
+  static const char* kind_name(std::uint8_t kind) {
+    static const char* const names[13] = {"read",   "read",  "pin",     "pin",   "unpin",
+                                          "advise", "drop",  "refresh", "fault", "chunk",
+                                          "errors", "close", "stats"};
+    return names[kind % 13];
+  }
+  void trace_step(std::uint8_t kind, std::uint8_t a, std::uint16_t b) {
+    const auto st = cache_.stats();
+    std::fprintf(stderr,
+                 "  op %u (%s) a %u b %u: %s\n    -> pins %zu, cached %zu, free %zu, hits %llu, "
+                 "misses %llu, evictions %llu, preads %ld, injected errors %ld\n",
+                 kind, kind_name(kind), a, b, note_.c_str(), pins_.size(), st.cached_pages,
+                 st.free_frames, static_cast<unsigned long long>(st.hits),
+                 static_cast<unsigned long long>(st.misses),
+                 static_cast<unsigned long long>(st.evictions), backend_.preads, backend_.failed);
+    note_.clear();
+  }
+  void note(std::string s) {
+    if (paygo::fuzz::trace_enabled()) note_ = std::move(s);
+  }
+  static std::string where(std::uint32_t f, std::uint64_t x) {
+    return "f" + std::to_string(f) + " " + std::to_string(x);
   }
 
   struct Pin {
@@ -228,6 +258,8 @@ class Harness {
         auto r = cache_.read(id_[f], buf.data(), len, off);
         const bool faulted = backend_.failed != failed0;
         if (!r) {
+          note("read " + where(f, off) + " len " + std::to_string(len) + ": " +
+               r.error().message());
           if (faulted && r.error() == std::errc::io_error) break;
           if (enobufs && !faulted && r.error() == std::errc::no_buffer_space) break;
           std::fprintf(stderr, "read(f%u, off %llu, len %zu): %s\n", f,
@@ -241,6 +273,8 @@ class Harness {
           fail("read: wrong count");
         }
         check_bytes(f, off, buf.data(), *r, "read");
+        note("read " + where(f, off) + " len " + std::to_string(len) + ": " + std::to_string(*r) +
+             " bytes" + (faulted ? " (injected error: short)" : ""));
         // What was read is cached now; a page whose read failed is not.
         for (std::uint64_t pg = off / kPageSize; pg * kPageSize < off + *r; ++pg) {
           uncached_[f].erase(pg);
@@ -259,9 +293,11 @@ class Harness {
         const bool faulted = backend_.failed != failed0;
         if (pg >= pages_for(size)) {
           if (r || r.error() != std::errc::invalid_argument) fail("pin past the end: not EINVAL");
+          note("pin page " + where(f, pg) + ": past the end, EINVAL");
           break;
         }
         if (!r) {
+          note("pin page " + where(f, pg) + ": " + r.error().message());
           if (faulted && r.error() == std::errc::io_error) break;
           if (!can && !faulted && r.error() == std::errc::no_buffer_space) break;
           std::fprintf(stderr, "pin(f%u, page %llu): %s\n", f, static_cast<unsigned long long>(pg),
@@ -274,13 +310,17 @@ class Harness {
         check_bytes(f, pg * kPageSize, reinterpret_cast<const std::uint8_t*>(r->bytes().data()),
                     r->size(), "pin");
         if (!faulted) check_hit(st0, f, pg);
+        note("pin page " + where(f, pg) + ": pinned, " + std::to_string(r->size()) + " bytes");
         uncached_[f].erase(pg);
         pins_.push_back(Pin{std::move(*r), f, pg, false});
         break;
       }
       case 4:  // unpin
-        if (!pins_.empty())
-          pins_.erase(pins_.begin() + static_cast<std::ptrdiff_t>(b % pins_.size()));
+        if (!pins_.empty()) {
+          const std::size_t i = b % pins_.size();
+          note("unpin page " + where(pins_[i].f, pins_[i].pg) + (pins_[i].stale ? " (stale)" : ""));
+          pins_.erase(pins_.begin() + static_cast<std::ptrdiff_t>(i));
+        }
         break;
       case 5: {  // advise
         const std::uint64_t off = b % (size + kPageSize);
@@ -294,6 +334,9 @@ class Harness {
         for (std::uint64_t pg = first; pg < last; ++pg) can = can && servable(f, pg);
         auto r = cache_.advise(id_[f], off, len, adv);
         const bool faulted = backend_.failed != failed0;
+        static const char* const adv_names[4] = {"Normal", "Hot", "WillNeed", "DontNeed"};
+        note("advise " + std::string(adv_names[static_cast<int>(adv) % 4]) + " " + where(f, off) +
+             " len " + std::to_string(len) + ": " + (r ? "ok" : r.error().message()));
         if (!r) {
           if (adv == Advice::WillNeed && faulted && r.error() == std::errc::io_error) break;
           if (adv == Advice::WillNeed && !can && r.error() == std::errc::no_buffer_space) break;
@@ -316,6 +359,8 @@ class Harness {
         const auto all = pinned_frames(true).size();
         const auto linked = pinned_frames(false).size();
         const auto rep = cache_.drop(b % 3 == 0 ? 1 : 0);
+        note(std::string(b % 3 == 0 ? "drop (page by page)" : "drop") + ": busy " +
+             std::to_string(rep.busy));
         if (rep.busy != linked) {
           std::fprintf(stderr, "drop: busy %zu, pinned linked frames %zu\n", rep.busy, linked);
           fail("drop: busy != pinned pages");
@@ -339,6 +384,8 @@ class Harness {
         resize_file(path_[f], f, size, next);
         auto r = cache_.refresh(id_[f]);
         if (!r || *r != next) fail("refresh: wrong size");
+        note("refresh f" + std::to_string(f) + ": " + std::to_string(size) + " -> " +
+             std::to_string(next) + " bytes");
         if (next != size) {
           const std::uint64_t keep = std::min(size, next) / kPageSize;
           for (Pin& p : pins_) {
@@ -356,9 +403,11 @@ class Harness {
       }
       case 8:
         backend_.fail_next = 1 + (b % 2);
+        note("the next " + std::to_string(backend_.fail_next) + " preads fail");
         break;
       case 9:
         backend_.max_chunk = b % 3 == 0 ? 0 : 1 + b % 5000;
+        note("preads return at most " + std::to_string(backend_.max_chunk) + " bytes (0: any)");
         break;
       case 10: {  // errors as values
         auto bad = cache_.read(static_cast<FileId>(kFiles + a), &b, 1, 0);
@@ -369,6 +418,7 @@ class Harness {
         if (missing || missing.error() != std::errc::no_such_file_or_directory) fail("ENOENT");
         auto dir = cache_.open(temp_dir().string());
         if (dir || dir.error() != std::errc::is_a_directory) fail("EISDIR");
+        note("EBADF, EINVAL, ENOENT, EISDIR as values");
         break;
       }
       case 11: {  // a second open shares the file; the last close drops it; reopen
@@ -377,6 +427,7 @@ class Harness {
         if (!cache_.close(id_[f])) fail("close of the second open");
         if (b % 2 == 0) {  // still open: nothing changed
           check_pins();
+          note("open f" + std::to_string(f) + " again, close once: still open");
           break;
         }
         if (!cache_.close(id_[f])) fail("last close");
@@ -395,6 +446,7 @@ class Harness {
         if (!reopened || *reopened != id_[f]) fail("reopen: not the same FileId");
         auto sz = cache_.size(id_[f]);
         if (!sz || *sz != size) fail("size() after reopen");
+        note("open f" + std::to_string(f) + " again, last close (EBADF after), reopen");
         break;
       }
       default: {  // statistics are consistent
@@ -404,6 +456,7 @@ class Harness {
             st.cached_pages + st.free_frames > st.frames) {
           fail("stats inconsistent");
         }
+        note("stats consistent");
         break;
       }
     }
@@ -429,20 +482,30 @@ class Harness {
   std::uint64_t size_[kFiles] = {};
   std::set<std::uint64_t> uncached_[kFiles];  // pages known not to be cached
   std::vector<Pin> pins_;                     // destroyed before cache_
+  std::string note_;                          // PAYGO_FUZZ_TRACE: what the op did
 };
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static DirCleanup cleanup;
-  paygo::fuzz::Input in(data, size);
-  const std::uint8_t h0 = in.u8();
+  FuzzedDataProvider in(data, size);
+  const auto h0 = in.ConsumeIntegral<std::uint8_t>();
   std::uint64_t sizes[kFiles];
-  for (auto& s : sizes) s = std::uint64_t{in.u8()} * 83;  // 0 .. 21165 bytes (~5 pages)
+  for (auto& s : sizes)
+    s = std::uint64_t{in.ConsumeIntegral<std::uint8_t>()} * 83;  // 0 .. 21165 bytes (~5 pages)
   paygo::cache::CacheOptions opt;
   opt.capacity_bytes = (1 + h0 % 6) * kPageSize;
   opt.evict_batch = 1 + (h0 >> 4) % 4;
   opt.drop_batch = 1 + (h0 >> 6);
+  if (paygo::fuzz::trace_enabled()) {
+    std::fprintf(
+        stderr,
+        "cache_fuzz: %zu pages, %s, evict_batch %zu, drop_batch %zu, files %llu %llu %llu bytes\n",
+        opt.capacity_bytes / kPageSize, ((h0 >> 3) & 1) ? "Atomic" : "Paygo", opt.evict_batch,
+        opt.drop_batch, static_cast<unsigned long long>(sizes[0]),
+        static_cast<unsigned long long>(sizes[1]), static_cast<unsigned long long>(sizes[2]));
+  }
   if ((h0 >> 3) & 1) {
     Harness<paygo::baselines::Atomic> h(opt, sizes);
     h.run(in);

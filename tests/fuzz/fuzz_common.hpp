@@ -1,8 +1,17 @@
-// Shared by the fuzz harnesses (docs/verification.md, "Fuzzing"): an input
-// reader and, with -DFUZZ_STANDALONE, a main() that replays files or
-// directories of inputs once each (how ctest replays the corpus in the g++
-// presets; libFuzzer's own main is used in the clang fuzz build).
+// Shared by the fuzz harnesses (docs/verification.md, "Fuzzing"): the input
+// reader, FuzzedDataProvider (libFuzzer's header, found by tests/CMakeLists.txt
+// also for the g++ builds), a trace switch and, with -DFUZZ_STANDALONE, a
+// main() that replays files or directories of inputs once each (how ctest
+// replays the corpus in the g++ presets; libFuzzer's own main is used in the
+// clang fuzz build).
+//
+// The harnesses read every field with ConsumeIntegral<uint8_t/uint16_t>(),
+// which takes bytes from the END of the input backwards (a 16-bit field: its
+// high byte first), and 0 once the input is used up. So an input file is its
+// fields in reverse order; tests/fuzz/make_corpus.py writes them that way.
 #pragma once
+
+#include <FuzzedDataProvider.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -20,25 +29,16 @@
 
 namespace paygo::fuzz {
 
-/// Bytes in order; 0 once the input is used up.
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : p_(data), n_(size) {}
-  bool empty() const { return n_ == 0; }
-  std::uint8_t u8() {
-    if (n_ == 0) return 0;
-    --n_;
-    return *p_++;
-  }
-  std::uint16_t u16() {
-    const std::uint16_t lo = u8();
-    return static_cast<std::uint16_t>(lo | (u8() << 8));
-  }
-
- private:
-  const std::uint8_t* p_;
-  std::size_t n_;
-};
+/// PAYGO_FUZZ_TRACE=1 in the environment: each harness prints what every
+/// input did (the decoded operations and their outcomes) to stderr, also
+/// when nothing fails. For checking what a seed exercises.
+inline bool trace_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("PAYGO_FUZZ_TRACE");
+    return e != nullptr && *e != '\0' && *e != '0';
+  }();
+  return on;
+}
 
 /// Prints the reason and aborts: libFuzzer (and ctest) report it as a crash.
 [[noreturn]] inline void fail(const char* what) {
@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const auto& f : files) {
+    if (paygo::fuzz::trace_enabled()) std::fprintf(stderr, "== %s\n", f.filename().c_str());
     std::ifstream in(f, std::ios::binary);
     const std::vector<char> buf((std::istreambuf_iterator<char>(in)),
                                 std::istreambuf_iterator<char>());

@@ -4,6 +4,15 @@
 Run from anywhere: python3 tests/fuzz/make_corpus.py. The seeds are small,
 deterministic inputs that reach every operation of each harness; libFuzzer
 grows its own corpus from them (in build/fuzz/, not committed).
+
+The harnesses read their input with FuzzedDataProvider::ConsumeIntegral
+(tests/fuzz/fuzz_common.hpp), which consumes bytes from the END of the input
+backwards, a 16-bit field high byte first. So every seed below is written as
+its stream of bytes in the order the harness consumes them (u16() gives a
+16-bit field's two bytes in that order), and write() stores the stream
+reversed. What a seed does can be checked with the replay binaries:
+PAYGO_FUZZ_TRACE=1 build/release/tests/paygo_fuzz_replay tests/fuzz/corpus/paygo_fuzz/flip
+prints every op and the model after it.
 """
 import os
 import random
@@ -11,11 +20,19 @@ import random
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def write(harness, name, data):
+def write(harness, name, stream):
+    # stream: the bytes in consumption order; the file holds them reversed.
+    assert all(0 <= b < 256 for b in stream)
     d = os.path.join(HERE, "corpus", harness)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
-        f.write(bytes(data))
+        f.write(bytes(reversed(stream)))
+
+
+def u16(v):
+    # ConsumeIntegral<uint16_t>: the first byte consumed is the high byte.
+    assert 0 <= v < 1 << 16
+    return [(v >> 8) & 0xFF, v & 0xFF]
 
 
 def op(kind, thread, arg):
@@ -34,7 +51,7 @@ def header(h0, local_limit=1, promote_events=1, demote_sweeps=1, inhibit=False):
     return [h0, h1]
 
 
-# ---- paygo_fuzz: header (2 bytes), then (op, arg) pairs ----
+# ---- paygo_fuzz: header (2 bytes), then (op, arg) pairs, in consumption order ----
 GET, BURST, PUT_HOME, PUT_FROM, EXIT, FREEZE, UNFREEZE, RECLAIM, BATCH, RESET, HOT, COLD, PUT_OBJ = (
     0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
 # HOT / COLD pin with set_distributed; with arg bit 7 (SET_MODE) with
@@ -103,13 +120,13 @@ for i in range(4):
 for name, data in seeds.items():
     write("paygo_fuzz", name, data)
 
-# ---- cache_fuzz: header (4 bytes), then (kind, a, b16) ops ----
+# ---- cache_fuzz: header (4 bytes), then (kind, a, b16) ops, in consumption order ----
 READ, PIN, UNPIN, ADVISE, DROP, REFRESH, FAULT, CHUNK, ERRORS, CLOSE, STATS = \
     0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12
 
 
 def cop(kind, a, b):
-    return [kind, a & 0xFF, b & 0xFF, (b >> 8) & 0xFF]
+    return [kind, a & 0xFF] + u16(b & 0xFFFF)
 
 
 def advise(f, adv, off, len_nonzero=True):
@@ -144,7 +161,12 @@ c["close"] = [0x03, 100, 60, 30] + cop(PIN, 0, 1) + cop(READ, 0, 100) + cop(CLOS
     cop(CLOSE, 1, 1) + cop(DROP, 0, 0) + cop(CLOSE, 0, 3) + cop(STATS, 0, 0)
 rng = random.Random(2)
 for i in range(4):
-    c["random%d" % i] = [rng.randrange(256) for _ in range(4 + 4 * 80)]
+    # The same draws as before the harnesses read through FuzzedDataProvider
+    # (each op drew kind, a, then b's low and high byte), so each random seed
+    # still decodes to the same ops.
+    r = [rng.randrange(256) for _ in range(4 + 4 * 80)]
+    c["random%d" % i] = r[:4] + [x for k in range(4, len(r), 4)
+                                 for x in cop(r[k], r[k + 1], r[k + 2] | (r[k + 3] << 8))]
 for name, data in c.items():
     write("cache_fuzz", name, data)
 print("wrote %d paygo_fuzz and %d cache_fuzz seeds" % (len(seeds), len(c)))

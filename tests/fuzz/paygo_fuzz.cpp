@@ -16,11 +16,14 @@
 // transitions seen and the sweeps done. Sweeps run on the driving thread
 // (one sweeper: sweeps of one object never overlap).
 //
-// Input layout: 2 header bytes (h0: max_slots 1..4, table_entries 1/2/4/8,
-// probe 1..3; h1: local_limit 1..4, promote_events 1..4, demote_sweeps
-// 1..3, inhibit_ms 0 or 999; group_size is always 1, promote_window_us
-// 10 s), then 2 bytes per op:
+// Input layout, in the order the fields are consumed (FuzzedDataProvider's
+// ConsumeIntegral: from the end of the input backwards, fuzz_common.hpp):
+// 2 header bytes (h0: max_slots 1..4, table_entries 1/2/4/8, probe 1..3;
+// h1: local_limit 1..4, promote_events 1..4, demote_sweeps 1..3,
+// inhibit_ms 0 or 999; group_size is always 1, promote_window_us 10 s),
+// then 2 bytes per op:
 //   op byte: kind = op & 15, thread = (op >> 4) & 3;  arg byte.
+// PAYGO_FUZZ_TRACE=1 prints each input's trace: the ops and the model after each.
 #include <array>
 #include <condition_variable>
 #include <cstdint>
@@ -132,9 +135,12 @@ struct Tok {
 struct Trace {
   std::vector<std::string> lines;
   void add(std::string s) { lines.push_back(std::move(s)); }
-  [[noreturn]] void fail_with(const std::string& what) const {
-    std::fprintf(stderr, "paygo_fuzz: trace (%zu ops):\n", lines.size());
+  void print() const {
+    std::fprintf(stderr, "paygo_fuzz: trace (%zu lines):\n", lines.size());
     for (const auto& l : lines) std::fprintf(stderr, "  %s\n", l.c_str());
+  }
+  [[noreturn]] void fail_with(const std::string& what) const {
+    print();
     fail(what.c_str());
   }
 };
@@ -281,8 +287,28 @@ struct Harness {
                       " objects became central in sweeps");
     }
     if (now.sweeps != sweeps) trace.fail_with("tune_stats().sweeps != sweep() calls");
+    if (paygo::fuzz::trace_enabled()) trace_state(now);
     last = now;
     step_demoted = 0;
+  }
+
+  // With PAYGO_FUZZ_TRACE: the model after the step, one line (per object:
+  // live tokens, of which central, F(rozen) D(ead), the mode, d(istributed)
+  // or c(entral)) and the self-tuning counts so far.
+  void trace_state(const paygo::TuneStats& now) {
+    std::string s = "  ->";
+    for (int o = 0; o < kObjects; ++o) {
+      const ModelObj& m = model[o];
+      s += " o" + std::to_string(o) + "[" + std::to_string(m.count) + "/" +
+           std::to_string(central_tokens(o)) + "c" + (m.frozen ? " F" : "") + (m.dead ? " D" : "") +
+           (m.mode == Mode::Auto          ? " auto"
+            : m.mode == Mode::Distributed ? " pin-d"
+                                          : " pin-c") +
+           (m.dist ? " d" : " c") + "]";
+    }
+    s += " promotions " + std::to_string(now.promotions) + " demotions " +
+         std::to_string(now.demotions) + " sweeps " + std::to_string(now.sweeps);
+    trace.add(std::move(s));
   }
 
   void set_mode(int th, int o, Mode mode, bool hint) {
@@ -419,9 +445,9 @@ struct Harness {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  paygo::fuzz::Input in(data, size);
-  const std::uint8_t h0 = in.u8();
-  const std::uint8_t h1 = in.u8();
+  FuzzedDataProvider in(data, size);
+  const auto h0 = in.ConsumeIntegral<std::uint8_t>();
+  const auto h1 = in.ConsumeIntegral<std::uint8_t>();
   Paygo::Options o;
   o.max_slots = 1 + h0 % 4;
   o.table_entries = 1U << ((h0 >> 2) % 4);
@@ -440,9 +466,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               ", local_limit " + std::to_string(o.local_limit) + ", promote_events " +
               std::to_string(o.promote_events) + ", demote_sweeps " +
               std::to_string(o.demote_sweeps) + ", inhibit_ms " + std::to_string(o.inhibit_ms));
-  for (int n = 0; n < kMaxOps && !in.empty(); ++n) {
-    const std::uint8_t op = in.u8();
-    const std::uint8_t arg = in.u8();
+  for (int n = 0; n < kMaxOps && in.remaining_bytes() != 0; ++n) {
+    const auto op = in.ConsumeIntegral<std::uint8_t>();
+    const auto arg = in.ConsumeIntegral<std::uint8_t>();
     h.step(op, arg);
   }
   // Put everything (from worker 0), then every live object must be reclaimable.
@@ -455,5 +481,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (!h.model[k].dead) h.on_reclaim(k, h.counter.try_reclaim(h.objs[k]), "final try_reclaim");
   }
+  if (paygo::fuzz::trace_enabled()) h.trace.print();
   return 0;
 }

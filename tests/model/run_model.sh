@@ -7,6 +7,9 @@
 # Prints one line per variant; exits non-zero on any unexpected result.
 #
 # Usage: run_model.sh [VARIANT...]   (default: all; names as in the table)
+#        run_model.sh --list         the table: "name expect" a line (ok|cex);
+#                                    tests/CMakeLists.txt registers one ctest
+#                                    per variant (spin_model.NAME) from it
 # Env:   PAYGO_MODEL_VERBOSE=1  also print each counterexample (replayed trail)
 #        PAYGO_MODEL_KEEP=DIR   copy the scratch files (pan.c, trails) to DIR
 #        CC                     C compiler for pan (default: cc)
@@ -15,22 +18,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 model="$here/paygo.pml"
 cc="${CC:-cc}"
-
-for tool in spin "$cc"; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "run_model.sh: '$tool' not found (apt-get install spin gcc)" >&2
-    exit 2
-  fi
-done
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/paygo-model.XXXXXX")"
-cleanup() {
-  if [[ -n "${PAYGO_MODEL_KEEP:-}" ]]; then
-    mkdir -p "$PAYGO_MODEL_KEEP" && cp -r "$work"/. "$PAYGO_MODEL_KEEP"/
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 # name | expect (ok|cex) | spin -D flags | pan.c compile flags
 variants=(
@@ -65,6 +52,30 @@ variants=(
   "demote_no_scan|cex|-DTUNE -DGETSX=0 -DDEMOTE_NO_SCAN|"
   "demote_no_scan_membarrier|cex|-DTUNE -DGETSX=0 -DMEMBARRIER -DDEMOTE_NO_SCAN|"
 )
+
+if [[ "${1:-}" == --list ]]; then
+  for v in "${variants[@]}"; do
+    IFS='|' read -r name expect _ <<<"$v"
+    echo "$name $expect"
+  done
+  exit 0
+fi
+
+for tool in spin "$cc"; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "run_model.sh: '$tool' not found (apt-get install spin gcc)" >&2
+    exit 2
+  fi
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/paygo-model.XXXXXX")"
+cleanup() {
+  if [[ -n "${PAYGO_MODEL_KEEP:-}" ]]; then
+    mkdir -p "$PAYGO_MODEL_KEEP" && cp -r "$work"/. "$PAYGO_MODEL_KEEP"/
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 selected=("$@")
 want() {

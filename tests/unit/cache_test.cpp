@@ -103,6 +103,18 @@ class CacheTest : public ::testing::Test {
 };
 TYPED_TEST_SUITE(CacheTest, AllCounters);
 
+// Threads that read while pages are evicted: every counter but noop, which
+// counts nothing and so cannot keep a page from being recycled under a reader.
+template <class C>
+class ConcurrentCacheTest : public CacheTest<C> {
+ protected:
+  void SetUp() override {
+    if (!C::kCounts)
+      GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
+  }
+};
+TYPED_TEST_SUITE(ConcurrentCacheTest, AllCounters);
+
 TYPED_TEST(CacheTest, BytesEqualPreadAtRandomOffsets) {
   PageCache<TypeParam> cache(small(8));  // far smaller than the files: constant eviction
   const std::vector<std::uint64_t> sizes = {0, 1, 4095, 4096, 4097, 10 * kPageSize + 123};
@@ -136,10 +148,8 @@ TYPED_TEST(CacheTest, BytesEqualPreadAtRandomOffsets) {
 
 // Readers on hot and cold pages while another thread drops and advises in a
 // loop, with a capacity that forces constant eviction. Every byte is checked.
-TYPED_TEST(CacheTest, ConcurrentReadersNeverSeeWrongBytes) {
+TYPED_TEST(ConcurrentCacheTest, ConcurrentReadersNeverSeeWrongBytes) {
   using C = TypeParam;
-  if (!C::kCounts)
-    GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
   constexpr std::uint64_t kPages = 24;
   const auto p0 = this->dir.make("a", 1, kPages * kPageSize);
   const auto p1 = this->dir.make("b", 2, kPages * kPageSize - 100);
@@ -440,10 +450,8 @@ TYPED_TEST(CacheTest, ManyMoreFilesThanTheInitialTable) {
 
 // Misses all the time: 2 and 3 threads over a file 16x the cache, every
 // byte checked, pins held now and then. Run under ASAN and TSAN too.
-TYPED_TEST(CacheTest, EvictionUnderThreadsWithAFileSixteenTimesTheCache) {
+TYPED_TEST(ConcurrentCacheTest, EvictionUnderThreadsWithAFileSixteenTimesTheCache) {
   using C = TypeParam;
-  if (!C::kCounts)
-    GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
   constexpr std::uint64_t kFrames = 8, kPages = 16 * kFrames;
   const auto p = this->dir.make("big", 14, kPages * kPageSize - 7);
   for (const unsigned nthreads : {2u, 3u}) {
@@ -502,10 +510,8 @@ TYPED_TEST(CacheTest, EvictionUnderThreadsWithAFileSixteenTimesTheCache) {
   }
 }
 
-TYPED_TEST(CacheTest, ClosingAFileWhileOthersReadAndMissOnIt) {
+TYPED_TEST(ConcurrentCacheTest, ClosingAFileWhileOthersReadAndMissOnIt) {
   using C = TypeParam;
-  if (!C::kCounts)
-    GTEST_SKIP() << "noop does not count: eviction may recycle a page under a reader";
   constexpr std::uint64_t kPages = 32;
   const auto p = this->dir.make("f", 15, kPages * kPageSize);
   PageCache<C> cache(small(8));
@@ -647,11 +653,19 @@ void contend(PageCache<Paygo>& cache, cache::FileId id) {
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(cache.read(id, b, sizeof b, 0));
 }
 
-TEST(CacheTune, NormalPagesPromoteUnderContentionAndCoolDown) {
+class CacheTune : public ::testing::Test {
+ protected:
   TempDir dir;
-  const auto p = dir.make("f", 12, 4 * kPageSize);
+  /// A new file of `pages` pages of pattern(tag, ·), opened in `cache`.
+  cache::Result<cache::FileId> open_file(PageCache<Paygo>& cache, std::uint32_t tag,
+                                         std::uint64_t pages) {
+    return cache.open(dir.make("f", tag, pages * kPageSize));
+  }
+};
+
+TEST_F(CacheTune, NormalPagesPromoteUnderContentionAndCoolDown) {
   auto cache = tuned_cache(8, 16);
-  auto id = cache.open(p);
+  auto id = open_file(cache, 12, 4);
   ASSERT_TRUE(id);
   std::vector<char> buf(4 * kPageSize);
   ASSERT_TRUE(cache.read(*id, buf.data(), buf.size(), 0));
@@ -685,11 +699,9 @@ TEST(CacheTune, NormalPagesPromoteUnderContentionAndCoolDown) {
   EXPECT_EQ(cache.drop().evicted, 4u);
 }
 
-TEST(CacheTune, CentralAndHotPinAndNormalUnpins) {
-  TempDir dir;
-  const auto p = dir.make("f", 13, 4 * kPageSize);
+TEST_F(CacheTune, CentralAndHotPinAndNormalUnpins) {
   auto cache = tuned_cache(8, 16);
-  auto id = cache.open(p);
+  auto id = open_file(cache, 13, 4);
   ASSERT_TRUE(id);
   ASSERT_TRUE(cache.advise(*id, 0, kPageSize, Advice::Central));
   ASSERT_TRUE(cache.advise(*id, kPageSize, kPageSize, Advice::Hot));
@@ -718,11 +730,9 @@ TEST(CacheTune, CentralAndHotPinAndNormalUnpins) {
   EXPECT_EQ(cache.page_info(*id + 7, 0).error(), std::errc::bad_file_descriptor);
 }
 
-TEST(CacheTune, SweepsCanBeTurnedOff) {
-  TempDir dir;
-  const auto p = dir.make("f", 14, 2 * kPageSize);
+TEST_F(CacheTune, SweepsCanBeTurnedOff) {
   auto cache = tuned_cache(8, 0);
-  auto id = cache.open(p);
+  auto id = open_file(cache, 14, 2);
   ASSERT_TRUE(id);
   contend(cache, *id);
   ASSERT_TRUE(cache.page_info(*id, 0)->promoted);

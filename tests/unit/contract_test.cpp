@@ -43,11 +43,8 @@ bool reclaim(C& c, typename C::Object& o) {
   return false;
 }
 
-// Both modes: central (cold) and distributed (hot) objects.
-constexpr bool kModes[] = {false, true};
-
-template <class C>
-class ContractDeathTest : public ::testing::Test {
+/// The death tests' fixture: skipped where the checks are compiled out.
+class DebugChecksDeathTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // Some counters start threads (and every test may have run threads
@@ -59,99 +56,77 @@ class ContractDeathTest : public ::testing::Test {
     }
   }
 };
+
+template <class C>
+class ContractDeathTest : public DebugChecksDeathTest {};
 TYPED_TEST_SUITE(ContractDeathTest, AllCounters);
 
 /*** (a) reset() of an object that is not dead ***/
 
+// Each test below runs in both modes, on a new counter and object each time
+// (for_each_mode_on_a_new_counter, all_counters.hpp).
+
 TYPED_TEST(ContractDeathTest, ResetWithATokenHeldAborts) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    SCOPED_TRACE(hot ? "distributed" : "central");
-    C c;
-    typename C::Object o{c};
-    c.set_distributed(o, hot);
+  for_each_mode_on_a_new_counter<C>([](C& c, typename C::Object& o) {
     typename C::Token t = c.get(o);
     ASSERT_TRUE(t);
     // A counting counter also says how many references it sees.
     EXPECT_DEATH(c.reset(o), violation<C>(C::kCounts ? "reset\\(\\) of a live object.*held \\(1\\)"
                                                      : "reset\\(\\) of a live object"));
-  }
+  });
 }
 
 TYPED_TEST(ContractDeathTest, ResetOfAnObjectNeverReclaimedAborts) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    SCOPED_TRACE(hot ? "distributed" : "central");
-    C c;
-    typename C::Object o{c};
-    c.set_distributed(o, hot);
+  for_each_mode_on_a_new_counter<C>([](C& c, typename C::Object& o) {
     { auto t = c.get(o); }  // counted and put: the object is idle, still live
     EXPECT_DEATH(c.reset(o), violation<C>("reset\\(\\) of a live object: it is not dead"));
-  }
+  });
 }
 
 TYPED_TEST(ContractDeathTest, ResetOfAFrozenObjectThatIsNotDeadAborts) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    SCOPED_TRACE(hot ? "distributed" : "central");
-    C c;
-    typename C::Object o{c};
-    c.set_distributed(o, hot);
+  for_each_mode_on_a_new_counter<C>([](C& c, typename C::Object& o) {
     ASSERT_TRUE(c.try_freeze(o));
     EXPECT_DEATH(c.reset(o), violation<C>("reset\\(\\) of a frozen object that is not dead"));
     c.unfreeze(o);
-  }
+  });
 }
 
 TYPED_TEST(ContractDeathTest, SecondResetAborts) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    SCOPED_TRACE(hot ? "distributed" : "central");
-    C c;
-    typename C::Object o{c};
-    c.set_distributed(o, hot);
+  for_each_mode_on_a_new_counter<C>([](C& c, typename C::Object& o) {
     ASSERT_TRUE(reclaim(c, o));
     c.reset(o);  // dead: fine, and now live again
     EXPECT_DEATH(c.reset(o), violation<C>("reset\\(\\) of a live object"));
-  }
+  });
 }
 
 /*** (b) unfreeze() of an object that is not frozen, or is dead ***/
 
 TYPED_TEST(ContractDeathTest, UnfreezeOfAnObjectNotFrozenAborts) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    SCOPED_TRACE(hot ? "distributed" : "central");
-    C c;
-    typename C::Object o{c};
-    c.set_distributed(o, hot);
+  for_each_mode_on_a_new_counter<C>([](C& c, typename C::Object& o) {
     EXPECT_DEATH(c.unfreeze(o), violation<C>("unfreeze\\(\\) of an object that is not frozen"));
-  }
+  });
 }
 
 TYPED_TEST(ContractDeathTest, SecondUnfreezeAborts) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    SCOPED_TRACE(hot ? "distributed" : "central");
-    C c;
-    typename C::Object o{c};
-    c.set_distributed(o, hot);
+  for_each_mode_on_a_new_counter<C>([](C& c, typename C::Object& o) {
     ASSERT_TRUE(c.try_freeze(o));
     c.unfreeze(o);
     EXPECT_DEATH(c.unfreeze(o), violation<C>("unfreeze\\(\\) of an object that is not frozen"));
-  }
+  });
 }
 
 TYPED_TEST(ContractDeathTest, UnfreezeOfADeadObjectAborts) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    SCOPED_TRACE(hot ? "distributed" : "central");
-    C c;
-    typename C::Object o{c};
-    c.set_distributed(o, hot);
+  for_each_mode_on_a_new_counter<C>([](C& c, typename C::Object& o) {
     ASSERT_TRUE(reclaim(c, o));
     EXPECT_DEATH(c.unfreeze(o), violation<C>("unfreeze\\(\\) of a dead object"));
-  }
+  });
 }
 
 /*** (c) the counter destroyed while a token it handed out is live ***/
@@ -163,8 +138,7 @@ TYPED_TEST(ContractDeathTest, DestroyingTheCounterWithALiveTokenAborts) {
   } else {
     const std::string msg =
         violation<C>("counter destroyed while tokens it handed out are still live.* \\(1\\)");
-    for (bool hot : kModes) {
-      SCOPED_TRACE(hot ? "distributed" : "central");
+    for_both_modes([&](bool hot) {
       EXPECT_DEATH(
           {
             auto c = make_counter<C>();
@@ -190,7 +164,7 @@ TYPED_TEST(ContractDeathTest, DestroyingTheCounterWithALiveTokenAborts) {
             c.reset();
           },
           msg);
-    }
+    });
   }
 }
 
@@ -216,41 +190,33 @@ TYPED_TEST(ContractDeathTest, DestroyingTheCounterCountsEveryLiveToken) {
 
 // PAYGO's central fallback (local_limit reached) hands out central tokens
 // for a distributed object from the library's slow path: counted too.
-TEST(PaygoContractDeathTest, DestroyingWithAFallbackTokenLiveAborts) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  if constexpr (!detail::kDebugChecks) {
-    GTEST_SKIP() << "NDEBUG is defined (a release build): the contract checks are compiled out";
-  } else {
-    EXPECT_DEATH(
-        {
-          Paygo::Options opt;
-          opt.local_limit = 1;
-          auto c = std::make_unique<Paygo>(opt);
-          Paygo::Object o;
-          c->set_distributed(o, true);
-          Paygo::Token d = c->get(o);
-          Paygo::Token f = c->get(o);  // the slot's limit: a central fallback
-          // Not the path under test: die with another message (the test fails).
-          if (!d.distributed() || !f || f.distributed()) std::abort();
-          d.reset();
-          c.reset();  // `f` is still live
-        },
-        violation<Paygo>("counter destroyed while tokens .* \\(1\\)"));
-  }
+using PaygoContractDeathTest = DebugChecksDeathTest;
+TEST_F(PaygoContractDeathTest, DestroyingWithAFallbackTokenLiveAborts) {
+  EXPECT_DEATH(
+      {
+        Paygo::Options opt;
+        opt.local_limit = 1;
+        auto c = std::make_unique<Paygo>(opt);
+        Paygo::Object o;
+        c->set_distributed(o, true);
+        Paygo::Token d = c->get(o);
+        Paygo::Token f = c->get(o);  // the slot's limit: a central fallback
+        // Not the path under test: die with another message (the test fails).
+        if (!d.distributed() || !f || f.distributed()) std::abort();
+        d.reset();
+        c.reset();  // `f` is still live
+      },
+      violation<Paygo>("counter destroyed while tokens .* \\(1\\)"));
 }
 
 // Refcache's first zero only starts a review: the object is not dead yet.
-TEST(RefcacheContractDeathTest, ResetDuringAReviewAborts) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  if constexpr (!detail::kDebugChecks) {
-    GTEST_SKIP() << "NDEBUG is defined (a release build): the contract checks are compiled out";
-  } else {
-    Refcache c;
-    Refcache::Object o{c};
-    c.set_distributed(o, true);
-    ASSERT_FALSE(c.try_reclaim(o));  // review started
-    EXPECT_DEATH(c.reset(o), violation<Refcache>("reset\\(\\) of a live object"));
-  }
+using RefcacheContractDeathTest = DebugChecksDeathTest;
+TEST_F(RefcacheContractDeathTest, ResetDuringAReviewAborts) {
+  Refcache c;
+  Refcache::Object o{c};
+  c.set_distributed(o, true);
+  ASSERT_FALSE(c.try_reclaim(o));  // review started
+  EXPECT_DEATH(c.reset(o), violation<Refcache>("reset\\(\\) of a live object"));
 }
 
 /*** No false positives: correct use never aborts (every build) ***/

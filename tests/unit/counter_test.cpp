@@ -46,14 +46,12 @@ class CounterTest : public ::testing::Test {
   if (!C::kCounts) GTEST_SKIP() << C::kName << " counts nothing (the upper-bound baseline)"
 TYPED_TEST_SUITE(CounterTest, AllCounters);
 
-// Both modes: central (cold) and distributed (hot) objects.
-constexpr bool kModes[] = {false, true};
+// Tests that loop over both modes use for_each_mode (all_counters.hpp): a
+// fresh object of `counter`, central then distributed.
 
 TYPED_TEST(CounterTest, GetReturnsTokenAndPutReleasesIt) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    typename C::Object o{this->counter};
-    this->counter.set_distributed(o, hot);
+  for_each_mode(this->counter, [&](typename C::Object& o) {
     {
       typename C::Token a = this->counter.get(o);
       ASSERT_TRUE(a);
@@ -70,14 +68,12 @@ TYPED_TEST(CounterTest, GetReturnsTokenAndPutReleasesIt) {
       EXPECT_FALSE(b);
     }  // `moved` put by its destructor
     ASSERT_TRUE(this->reclaim(o));
-  }
+  });
 }
 
 TYPED_TEST(CounterTest, FrozenObjectRefusesNewGets) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    typename C::Object o{this->counter};
-    this->counter.set_distributed(o, hot);
+  for_each_mode(this->counter, [&](typename C::Object& o) {
     ASSERT_TRUE(this->counter.try_freeze(o));
     EXPECT_FALSE(this->counter.try_freeze(o)) << "frozen twice";
     EXPECT_FALSE(this->counter.get(o)) << "get succeeded on a frozen object";
@@ -85,14 +81,12 @@ TYPED_TEST(CounterTest, FrozenObjectRefusesNewGets) {
     this->counter.unfreeze(o);
     typename C::Token t = this->counter.get(o);
     EXPECT_TRUE(t) << "get failed after unfreeze";
-  }
+  });
 }
 
 TYPED_TEST(CounterTest, ReclaimSucceedsOnceAndResetRevives) {
   using C = TypeParam;
-  for (bool hot : kModes) {
-    typename C::Object o{this->counter};
-    this->counter.set_distributed(o, hot);
+  for_each_mode(this->counter, [&](typename C::Object& o) {
     { auto t = this->counter.get(o); }
     ASSERT_TRUE(this->reclaim(o));
     EXPECT_FALSE(this->counter.try_reclaim(o)) << "the zero was observed twice";
@@ -105,15 +99,13 @@ TYPED_TEST(CounterTest, ReclaimSucceedsOnceAndResetRevives) {
     }
     t.reset();
     EXPECT_TRUE(this->reclaim(o));
-  }
+  });
 }
 
 TYPED_TEST(CounterTest, QueryIsExactAfterCrossThreadPuts) {
   using C = TypeParam;
   SKIP_IF_NOT_COUNTING(C);
-  for (bool hot : kModes) {
-    typename C::Object o{this->counter};
-    this->counter.set_distributed(o, hot);
+  for_each_mode(this->counter, [&](typename C::Object& o) {
     std::vector<typename C::Token> tokens;
     std::mutex mu;
     // Two threads take references; the main thread releases half of them
@@ -139,7 +131,7 @@ TYPED_TEST(CounterTest, QueryIsExactAfterCrossThreadPuts) {
     c.join();
     this->expect_count(o, 0);
     EXPECT_TRUE(this->reclaim(o));
-  }
+  });
 }
 
 // Thousands of random get/put interleavings across threads, with tokens
@@ -234,9 +226,7 @@ TYPED_TEST(CounterTest, CountsSurviveRandomInterleavings) {
 TYPED_TEST(CounterTest, LastPutIsObservedExactlyOnce) {
   using C = TypeParam;
   SKIP_IF_NOT_COUNTING(C);
-  for (bool hot : kModes) {
-    typename C::Object o{this->counter};
-    this->counter.set_distributed(o, hot);
+  for_each_mode(this->counter, [&](typename C::Object& o, bool hot) {
     std::atomic<int> live{0}, successes{0}, violations{0};
     std::atomic<bool> dead{false}, readers_done{false};
     constexpr int kReaders = 3;
@@ -271,7 +261,7 @@ TYPED_TEST(CounterTest, LastPutIsObservedExactlyOnce) {
     EXPECT_EQ(successes.load(), 1) << "hot=" << hot;
     EXPECT_EQ(violations.load(), 0) << "reclaimed while a token was live, hot=" << hot;
     EXPECT_FALSE(this->counter.try_reclaim(o));
-  }
+  });
 }
 
 }  // namespace

@@ -34,4 +34,12 @@ inline Paygo::Options small_options() {
   return o;
 }
 
+/// `base` as `change` edits it, for a test's own option values:
+///   Paygo c(tweak(small_options(), [](Paygo::Options& opt) { opt.max_slots = 1; }));
+template <class F>
+Paygo::Options tweak(Paygo::Options base, F&& change) {
+  change(base);
+  return base;
+}
+
 }  // namespace paygo::test

@@ -133,9 +133,7 @@ TEST(Paygo, ThreadExitKeepsTokensHeldByOthersCounted) {
 }
 
 TEST(Paygo, NewThreadAdoptsRetiredSlotWithItsLiveEntries) {
-  Paygo::Options opt = small_options();
-  opt.max_slots = 1;
-  Paygo c(opt);
+  Paygo c(tweak(small_options(), [](Paygo::Options& opt) { opt.max_slots = 1; }));
   Paygo::Object o;
   c.set_distributed(o, true);
   Paygo::Token from_a;
@@ -155,10 +153,10 @@ TEST(Paygo, NewThreadAdoptsRetiredSlotWithItsLiveEntries) {
 }
 
 TEST(Paygo, FullProbeWindowFallsBackToCentral) {
-  Paygo::Options opt = small_options();
-  opt.table_entries = 4;
-  opt.probe = 2;
-  Paygo c(opt);
+  Paygo c(tweak(small_options(), [](Paygo::Options& opt) {
+    opt.table_entries = 4;
+    opt.probe = 2;
+  }));
   constexpr int kObjects = 32;
   std::vector<std::unique_ptr<Paygo::Object>> objs;
   std::vector<Paygo::Token> tokens;
@@ -180,9 +178,7 @@ TEST(Paygo, FullProbeWindowFallsBackToCentral) {
 }
 
 TEST(Paygo, SaturatedLocalFallsBackAndFoldsTheAnchorBack) {
-  Paygo::Options opt = small_options();
-  opt.local_limit = 4;
-  Paygo c(opt);
+  Paygo c(tweak(small_options(), [](Paygo::Options& opt) { opt.local_limit = 4; }));
   Paygo::Object o;
   c.set_distributed(o, true);
   std::vector<Paygo::Token> tokens;
@@ -207,9 +203,7 @@ TEST(Paygo, SaturatedLocalFallsBackAndFoldsTheAnchorBack) {
 }
 
 TEST(Paygo, MoreThreadsThanSlotsStillCountEveryReference) {
-  Paygo::Options opt = small_options();
-  opt.max_slots = 2;
-  Paygo c(opt);
+  Paygo c(tweak(small_options(), [](Paygo::Options& opt) { opt.max_slots = 2; }));
   Paygo::Object o;
   c.set_distributed(o, true);
   constexpr int kThreads = 6;

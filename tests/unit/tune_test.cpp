@@ -181,14 +181,12 @@ TEST(Tune, DemotionWithLiveTokensKeepsTheirGroupBits) {
 }
 
 TEST(Tune, DemotedObjectsAreInhibited) {
-  Paygo::Options opt = tune_options();
-  opt.inhibit_ms = 999;
-  Paygo c(opt);
+  Paygo c(tweak(tune_options(), [](Paygo::Options& opt) { opt.inhibit_ms = 999; }));
   Paygo::Object o;
   promote(c, o);
   std::array<Paygo::Object*, 1> objs{&o};
   std::size_t demoted = 0;
-  for (std::uint32_t i = 0; i <= opt.demote_sweeps; ++i) demoted += c.sweep(objs);
+  for (std::uint32_t i = 0; i <= c.options().demote_sweeps; ++i) demoted += c.sweep(objs);
   ASSERT_EQ(demoted, 1u);
   {
     Paygo::Token held = c.get(o);
@@ -238,9 +236,7 @@ TEST(Tune, BatchOfCentralObjectsIsReclaimedWithoutTouchingTables) {
 }
 
 TEST(Tune, FallbacksAreCounted) {
-  Paygo::Options opt = tune_options();
-  opt.max_slots = 1;
-  Paygo c(opt);
+  Paygo c(tweak(tune_options(), [](Paygo::Options& opt) { opt.max_slots = 1; }));
   Paygo::Object o;
   c.set_distributed(o, true);
   Paygo::Token mine = c.get(o);  // takes the only slot
