@@ -102,8 +102,9 @@ double drop_once(const std::string& path, std::uint64_t size, unsigned pct, unsi
   CachedFile<C> f(path, size);
   auto& pc = f.pc;
   const std::uint64_t pages = f.pages;
-  const std::uint64_t hot_pages = pages * pct / 100;
-  if (hot_pages != 0) advise_or_fail(pc, f.id, 0, hot_pages * cache::kPageSize, cache::Advice::Hot);
+  const std::uint64_t hinted_pages = pages * pct / 100;
+  if (hinted_pages != 0)
+    advise_or_fail(pc, f.id, 0, hinted_pages * cache::kPageSize, cache::Advice::Hot);
   // Untimed: every toucher reads every page once (4 KiB reads).
   std::atomic<bool> failed{false};
   {

@@ -3,12 +3,6 @@
 
 namespace paygo::baselines {
 
-bool PerSlotArray::try_freeze(Object& o) noexcept {
-  if (!detail::central_tryfreeze(o.word_)) return false;
-  heavy_fence();  // pairs with light_fence() in get()
-  return true;
-}
-
 std::int64_t PerSlotArray::sum(const Object& o) const noexcept {
   // Acquire: pairs with the release fetch_sub of slotless puts.
   std::int64_t s = o.remote_.load(std::memory_order_acquire);

@@ -33,6 +33,12 @@ PageCacheBase::PageCacheBase(CacheOptions options)
 }
 
 PageCacheBase::~PageCacheBase() {
+  for (auto& f : file_owner_)
+    if (f->opens > 0) backend_->close(f->handle);
+  std::free(memory_);
+}
+
+void PageCacheBase::check_no_live_pins() const noexcept {
 #ifndef NDEBUG
   // Relaxed: the pins' releases happen before this destructor by whatever
   // joined their threads; a pin still live here is the bug we report.
@@ -44,9 +50,6 @@ PageCacheBase::~PageCacheBase() {
     std::abort();
   }
 #endif
-  for (auto& f : file_owner_)
-    if (f->opens > 0) backend_->close(f->handle);
-  std::free(memory_);
 }
 
 /*** Files ***/
@@ -168,7 +171,8 @@ Result<std::uint64_t> PageCacheBase::refresh_file(FileId id) {
   // with the release CAS that published the frame (load_page()).
   Index* idx = f->index.load(std::memory_order_acquire);
   for (std::uint64_t p = keep; p < idx->npages; ++p) {
-    if (FrameBase* fr = idx->slots[p].load(std::memory_order_acquire)) retire_linked(*f, p, fr);
+    if (IndexedFrame* fr = idx->slots[p].load(std::memory_order_acquire))
+      retire_linked(*f, p, base_of(fr));
   }
   if (pages_for(*sz) > idx->npages) grow_index(*f, pages_for(*sz));
   return *sz;
@@ -223,7 +227,8 @@ std::vector<FrameBase*> PageCacheBase::cached_in_range(File& f, std::uint64_t fi
   Index* idx = f.index.load(std::memory_order_acquire);
   last = std::min(last, idx->npages);
   for (std::uint64_t p = first; p < last; ++p) {
-    if (FrameBase* fr = idx->slots[p].load(std::memory_order_acquire)) out.push_back(fr);
+    if (IndexedFrame* fr = idx->slots[p].load(std::memory_order_acquire))
+      out.push_back(base_of(fr));
   }
   return out;
 }
@@ -232,7 +237,7 @@ bool PageCacheBase::unlink_page(File& f, std::uint64_t page, FrameBase* fr) {
   // Acquire: pairs with the release store in grow_index().
   Index* idx = f.index.load(std::memory_order_acquire);
   if (page >= idx->npages) return false;
-  return unlink_slot(idx->slots[page], fr);
+  return unlink_slot(idx->slots[page], indexed(fr));
 }
 
 void PageCacheBase::retire_linked(File& f, std::uint64_t page, FrameBase* fr) {

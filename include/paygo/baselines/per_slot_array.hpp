@@ -40,42 +40,29 @@
 // shows why Paygo hashes its entries.
 #pragma once
 
-#include <span>
-#include <string_view>
-
-// cell_counter.hpp brings what every SlotCells counter uses: the cells, the
-// word, the fences, the contract checks.
+// cell_counter.hpp brings what every SlotCells counter uses: the concept,
+// the cells, the token, the word, the fences, the contract checks.
 #include "paygo/baselines/detail/cell_counter.hpp"
-#include "paygo/counter.hpp"
-#include "paygo/detail/token.hpp"
 
 namespace paygo::baselines {
-
-using PerSlotArrayOptions = SlotCellsOptions;
 
 class PerSlotArray : public detail::CellCounter<PerSlotArray> {
  public:
   static constexpr std::string_view kName = "per_slot_array";
   // kCounts, kExact: detail::CellCounter (true).
 
-  using Options = PerSlotArrayOptions;
+  // Options (SlotCellsOptions): detail::CellCounter.
 
-  class Object {
+  /// The word, the cells and the dense id: detail::CellObject.
+  class Object : public detail::CellObject {
    public:
-    explicit Object(PerSlotArray& c) noexcept : cells_(&c.cells_), id_(c.cells_.allocate_id()) {}
-    ~Object() { cells_->release_id(id_); }
-    Object(const Object&) = delete;
-    Object& operator=(const Object&) = delete;
+    explicit Object(PerSlotArray& c) noexcept : CellObject(c.cells_) {}
 
    private:
     friend class PerSlotArray;
-    friend class detail::CellCounter<PerSlotArray>;
-    std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout
     /// Puts of distributed tokens by threads without a slot. Release
     /// fetch_sub, paired with the acquire load in sum().
     std::atomic<std::int64_t> remote_{0};
-    detail::SlotCells* cells_;
-    std::uint32_t id_;
   };
 
   /// The token: where the count went and how to give it back (the put).
@@ -105,28 +92,27 @@ class PerSlotArray : public detail::CellCounter<PerSlotArray> {
   };
   using Token = detail::BasicToken<TokenPolicy>;
 
-  // get, put, try_reclaim, table_bytes, cells: detail::CellCounter.
+  // get, put, try_reclaim, reclaim_batch, table_bytes, cells: detail::CellCounter.
   using CellCounter::CellCounter;
 
-  bool try_freeze(Object& o) noexcept;
-  std::int64_t query(const Object& o) const noexcept;
-  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
-    return detail::reclaim_each(*this, objs, dead);
+  bool try_freeze(Object& o) noexcept {
+    if (!detail::central_tryfreeze(o.word_)) return false;  // central references held: busy
+    heavy_fence();  // pairs with light_fence() in get_cell()
+    return true;
   }
+  std::int64_t query(const Object& o) const noexcept;
   // reset, unfreeze, approx, set_distributed: detail::CellCounter.
 
  private:
   friend class detail::CellCounter<PerSlotArray>;
   /*** get: fast path ***/
-  PAYGO_INLINE Token get_untallied(Object& o) noexcept {
-    std::uint64_t w0;
-    detail::Cell* c = cell_for_get(o, w0);
-    if (c == nullptr) return (w0 & detail::kFrozen) ? Token() : get_central(o);
-    const std::int64_t v = c->load(std::memory_order_relaxed);  // we are its only writer
+  // The word test and the cell lookup: CellCounter::get_untallied.
+  PAYGO_INLINE static Token get_cell(Object& o, detail::Cell& c, std::uint64_t w0) noexcept {
+    const std::int64_t v = c.load(std::memory_order_relaxed);  // we are its only writer
     // Relaxed: ordered before the word re-check by still_current()'s fence.
-    c->store(v + 1, std::memory_order_relaxed);
+    c.store(v + 1, std::memory_order_relaxed);
     if (!detail::still_current(o.word_, w0)) [[unlikely]] {
-      c->store(v, std::memory_order_relaxed);  // back off; a query may count it: harmless
+      c.store(v, std::memory_order_relaxed);  // back off; a query may count it: harmless
       return {};
     }
     return Token(&o, false);

@@ -44,47 +44,33 @@
 // and so is this one.
 #pragma once
 
-#include <span>
-#include <string_view>
-
-// cell_counter.hpp brings what every SlotCells counter uses: the cells, the
-// word, the fences, the contract checks.
+// cell_counter.hpp brings what every SlotCells counter uses: the concept,
+// the cells, the token, the word, the fences, the contract checks.
 #include "paygo/baselines/detail/cell_counter.hpp"
-#include "paygo/counter.hpp"
-#include "paygo/detail/token.hpp"
 
 namespace paygo::baselines {
-
-using PercpuRefOptions = SlotCellsOptions;
 
 class PercpuRef : public detail::CellCounter<PercpuRef> {
  public:
   static constexpr std::string_view kName = "percpu_ref";
   // kCounts, kExact: detail::CellCounter (true); after a kill
 
-  using Options = PercpuRefOptions;
+  // Options (SlotCellsOptions): detail::CellCounter.
 
-  class Object {
+  /// The word (only FROZEN, for atomic mode, DEAD and the generation are
+  /// used), the cells and the dense id: detail::CellObject.
+  class Object : public detail::CellObject {
    public:
-    explicit Object(PercpuRef& c) noexcept : cells_(&c.cells_), id_(c.cells_.allocate_id()) {}
-    ~Object() { cells_->release_id(id_); }
-    Object(const Object&) = delete;
-    Object& operator=(const Object&) = delete;
+    explicit Object(PercpuRef& c) noexcept : CellObject(c.cells_) {}
 
    private:
     friend class PercpuRef;
-    friend class detail::CellCounter<PercpuRef>;
-    /// detail/word.hpp layout; only FROZEN (atomic mode), DEAD and the
-    /// generation are used.
-    std::atomic<std::uint64_t> word_{0};
     /// The atomic count: the whole count in atomic mode; in percpu mode the
     /// part not in the cells (slotless gets/puts, puts made while killed).
     std::atomic<std::int64_t> atomic_{0};
     /// The sum folded in by the last kill; written and read only by whoever
     /// holds the kill (relaxed: that ownership is handed over by the caller).
     std::atomic<std::int64_t> folded_{0};
-    detail::SlotCells* cells_;
-    std::uint32_t id_;
   };
 
   /// The token: where the count went and how to give it back (the put).
@@ -106,7 +92,7 @@ class PercpuRef : public detail::CellCounter<PercpuRef> {
   };
   using Token = detail::BasicToken<TokenPolicy>;
 
-  // get, put, try_reclaim, table_bytes, cells: detail::CellCounter.
+  // get, put, try_reclaim, reclaim_batch, table_bytes, cells: detail::CellCounter.
   using CellCounter::CellCounter;
 
   /// Kill: FROZEN, heavy fence, wait for readers, fold. Refused only when
@@ -119,9 +105,6 @@ class PercpuRef : public detail::CellCounter<PercpuRef> {
   }
   /// Resurrect: back to percpu mode.
   void unfreeze(Object& o) noexcept;
-  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
-    return detail::reclaim_each(*this, objs, dead);
-  }
   void reset(Object& o) noexcept;
   std::int64_t approx(const Object& o) const noexcept;
   void set_distributed(Object&, bool) noexcept {}

@@ -46,18 +46,11 @@
 // Atomic. Also not for many objects x many threads (memory as PerSlotArray).
 #pragma once
 
-#include <span>
-#include <string_view>
-
-// cell_counter.hpp brings what every SlotCells counter uses: the cells, the
-// word, the fences, the contract checks.
+// cell_counter.hpp brings what every SlotCells counter uses: the concept,
+// the cells, the token, the word, the fences, the contract checks.
 #include "paygo/baselines/detail/cell_counter.hpp"
-#include "paygo/counter.hpp"
-#include "paygo/detail/token.hpp"
 
 namespace paygo::baselines {
-
-using SloppyOptions = SlotCellsOptions;
 
 class Sloppy : public detail::CellCounter<Sloppy> {
  public:
@@ -71,21 +64,16 @@ class Sloppy : public detail::CellCounter<Sloppy> {
   /// ...keeping this many.
   static constexpr std::uint64_t kSpareKeep = 4;
 
-  using Options = SloppyOptions;
+  // Options (SlotCellsOptions): detail::CellCounter.
 
-  class Object {
+  /// The word (its count includes the spares), the cells and the dense id:
+  /// detail::CellObject.
+  class Object : public detail::CellObject {
    public:
-    explicit Object(Sloppy& c) noexcept : cells_(&c.cells_), id_(c.cells_.allocate_id()) {}
-    ~Object() { cells_->release_id(id_); }
-    Object(const Object&) = delete;
-    Object& operator=(const Object&) = delete;
+    explicit Object(Sloppy& c) noexcept : CellObject(c.cells_) {}
 
    private:
     friend class Sloppy;
-    friend class detail::CellCounter<Sloppy>;
-    std::atomic<std::uint64_t> word_{0};  // detail/word.hpp layout; count includes spares
-    detail::SlotCells* cells_;
-    std::uint32_t id_;
   };
 
   /// The token: where the count went and how to give it back (the put).
@@ -120,34 +108,30 @@ class Sloppy : public detail::CellCounter<Sloppy> {
   };
   using Token = detail::BasicToken<TokenPolicy>;
 
-  // get, put, try_reclaim, table_bytes, cells: detail::CellCounter.
+  // get, put, try_reclaim, reclaim_batch, table_bytes, cells: detail::CellCounter.
   using CellCounter::CellCounter;
 
   bool try_freeze(Object& o) noexcept;
   std::int64_t query(const Object& o) const noexcept;
-  std::size_t reclaim_batch(std::span<Object* const> objs, std::span<bool> dead) {
-    return detail::reclaim_each(*this, objs, dead);
-  }
   // reset() (generation + 1, count 0: the old incarnation's spares become
   // stale), unfreeze, approx, set_distributed: detail::CellCounter.
 
  private:
   friend class detail::CellCounter<Sloppy>;
   /*** get: fast path ***/
-  PAYGO_INLINE Token get_untallied(Object& o) noexcept {
-    std::uint64_t w0;
-    detail::Cell* c = cell_for_get(o, w0);
-    if (c == nullptr) return (w0 & detail::kFrozen) ? Token() : get_central(o);
-    const auto v = static_cast<std::uint64_t>(c->load(std::memory_order_relaxed));  // sole writer
+  // The word test and the cell lookup: CellCounter::get_untallied; here
+  // the spare, or a refill when there is none of this incarnation.
+  PAYGO_INLINE static Token get_cell(Object& o, detail::Cell& c, std::uint64_t w0) noexcept {
+    const auto v = static_cast<std::uint64_t>(c.load(std::memory_order_relaxed));  // sole writer
     if (((v ^ w0) & detail::kGenMask) != 0 || (v & detail::kCountMask) == 0) {
-      return refill(o, *c, v);  // no spare of this incarnation
+      return refill(o, c, v);
     }
     // Take a spare. Relaxed: ordered before the re-check by its fence.
-    c->store(static_cast<std::int64_t>(v - 1), std::memory_order_relaxed);
+    c.store(static_cast<std::int64_t>(v - 1), std::memory_order_relaxed);
     if (!detail::still_current(o.word_, w0)) [[unlikely]] {
       // Back off: put the spare back. A query that saw it taken overcounts
       // by one, which only makes that reclaim busy.
-      c->store(static_cast<std::int64_t>(v), std::memory_order_relaxed);
+      c.store(static_cast<std::int64_t>(v), std::memory_order_relaxed);
       return {};
     }
     return Token(&o, false);

@@ -176,15 +176,22 @@ class PageCache : private detail::PageCacheBase {
   }
   static std::uint64_t pages_for(std::uint64_t bytes) noexcept { return detail::pages_for(bytes); }
 
+  /// The counter's object, first in the frame (see detail::IndexedFrame).
+  struct FrameRef {
+    explicit FrameRef(C& c) : ref(c) {}
+    typename C::Object ref;
+  };
   /// Padded to its own lines: frames of pages that different threads read
   /// (DRBL, DRBM) must not share a line, or an atomic count written by one
   /// thread would slow the other down for nothing (false sharing). The
-  /// counter's object follows the base's fields on the same line.
-  struct alignas(kDestructiveInterference) Frame : FrameBase {
-    explicit Frame(C& c, std::byte* d) : FrameBase(d), ref(c) {}
-    typename C::Object ref;
+  /// base's fields follow the counter's object on the same line.
+  struct alignas(kDestructiveInterference) Frame : FrameRef, FrameBase {
+    explicit Frame(C& c, std::byte* d) : FrameRef(c), FrameBase(d) {}
   };
+  using IndexedFrame = detail::IndexedFrame;
   static Frame* frame(FrameBase* fr) noexcept { return static_cast<Frame*>(fr); }
+  static Frame* frame(IndexedFrame* p) noexcept { return reinterpret_cast<Frame*>(p); }
+  static IndexedFrame* indexed(Frame* fr) noexcept { return reinterpret_cast<IndexedFrame*>(fr); }
 
   /// Scratch of one thread's reclaims (no allocation under a lock, none in
   /// steady state at all).

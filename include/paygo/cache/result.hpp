@@ -4,7 +4,15 @@
 // never an empty error). The page cache returns these instead of throwing or
 // crashing; codes are std::errc values (ENOENT, EACCES, EISDIR, EINVAL,
 // ENOBUFS for "every frame is pinned", EIO or the backend's own code).
-// std::expected would do, but it is C++23 and g++ 12 offers it only there.
+// Why not a library: std::expected would do, but it is C++23 and g++ 12
+// offers it only there. tl::expected (Debian's libexpected-dev 1.0) is the
+// same shape for C++20, and we keep these 50 lines instead because its class
+// is not [[nodiscard]]: here a Result that nobody looks at is a compiler
+// warning (an error under -Werror, as in our builds), which is the point of
+// errors as values. The error type is fixed (std::error_code, implicitly
+// from std::errc), so callers write `return std::errc::...`. Moving to
+// std::expected<T, std::error_code> once the compiler is C++23 changes the
+// spelling of ok()/value() at the call sites, nothing else.
 #pragma once
 
 #include <cassert>

@@ -8,15 +8,46 @@
 #include <atomic>
 #include <concepts>
 #include <cstdint>
+#include <span>
+#include <string_view>
 #include <utility>
 
 #include "paygo/baselines/detail/slot_cells.hpp"
 #include "paygo/config.hpp"
+#include "paygo/counter.hpp"
 #include "paygo/detail/contract.hpp"
+#include "paygo/detail/token.hpp"
 #include "paygo/detail/word.hpp"
 #include "paygo/fence.hpp"
 
 namespace paygo::detail {
+
+/// The part of a SlotCells counter's Object that the counter's shared
+/// members (CellCounter) use: the word (detail/word.hpp layout), the cells
+/// and the dense id allocated from them (returned when the object dies).
+/// Each counter's Object derives from it and adds its own fields.
+class CellObject {
+ public:
+  CellObject(const CellObject&) = delete;
+  CellObject& operator=(const CellObject&) = delete;
+
+ protected:
+  explicit CellObject(SlotCells& cells) noexcept : cells_(&cells), id_(cells.allocate_id()) {}
+  ~CellObject() { cells_->release_id(id_); }
+  template <class D>
+  friend class CellCounter;
+
+  std::atomic<std::uint64_t> word_{0};
+  SlotCells* cells_;
+  std::uint32_t id_;
+};
+
+/// D::Object, named only when a member template of CellCounter<D> is used
+/// (D is complete by then; the default argument X keeps it dependent).
+template <class D, class X>
+struct LazyObject {
+  using type = typename D::Object;
+};
 
 /// A distributed get's re-check, after its relaxed store to its own cell:
 /// the light fence (pairs with heavy_fence() in try_freeze(): either the
@@ -44,6 +75,7 @@ class CellCounter {
  public:
   static constexpr bool kCounts = true;
   static constexpr bool kExact = true;  // PercpuRef: after a kill
+  using Options = baselines::SlotCellsOptions;
 
   explicit CellCounter(baselines::SlotCellsOptions options = {}) : cells_(options) {}
   ~CellCounter() { cells_.tokens().check(D::kName); }
@@ -87,6 +119,12 @@ class CellCounter {
   template <class O>
   requires std::same_as<O, typename D::Object>
   void set_distributed(O& o, bool on) noexcept { set_mode(o.word_, on); }
+  /// No heavy fence or scan to share between objects: one try_reclaim each.
+  template <class X = void>
+  std::size_t reclaim_batch(std::span<typename LazyObject<D, X>::type* const> objs,
+                            std::span<bool> dead) {
+    return reclaim_each(self(), objs, dead);
+  }
   /// Bytes held by the per-slot rows and chunks.
   std::size_t table_bytes() const noexcept { return cells_.bytes(); }
   SlotCells& cells() noexcept { return cells_; }
@@ -99,16 +137,21 @@ class CellCounter {
     return slot != nullptr ? cells.own(*slot, id) : nullptr;
   }
 
-  /// A distributed get's first half: reads the word into `w0` (acquire:
-  /// pairs with the release in central_reset()/central_unfreeze()) and
-  /// returns the caller's own cell if the object is live and distributed
-  /// and the thread has a cell. nullptr otherwise: the caller then fails if
-  /// `w0` is frozen, else takes its central path.
+  /// The get of a counter whose distributed path counts in the caller's
+  /// own cell (PerSlotArray, Sloppy; PercpuRef's own hides it): the word
+  /// (acquire: pairs with the release in central_reset()/
+  /// central_unfreeze()); a frozen object fails; a central one, or a thread
+  /// without a cell, takes D::get_central(o); the rest D::get_cell(o, cell,
+  /// w0), which must end with still_current(o.word_, w0).
   template <class O>
-  PAYGO_INLINE Cell* cell_for_get(O& o, std::uint64_t& w0) noexcept {
-    w0 = o.word_.load(std::memory_order_acquire);
-    if ((w0 & (kFrozen | kDistributed)) != kDistributed) return nullptr;
-    return own_cell(cells_, o.id_);
+  PAYGO_INLINE auto get_untallied(O& o) noexcept {
+    const std::uint64_t w0 = o.word_.load(std::memory_order_acquire);
+    if ((w0 & (kFrozen | kDistributed)) != kDistributed)
+      return (w0 & kFrozen) ? typename D::Token() : D::get_central(o);
+    Cell* c = own_cell(cells_, o.id_);
+    if (c == nullptr) [[unlikely]]
+      return D::get_central(o);
+    return self().get_cell(o, *c, w0);
   }
 
   SlotCells cells_;

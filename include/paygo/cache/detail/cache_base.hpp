@@ -89,21 +89,29 @@ struct FrameBase {
   std::byte* const data;
 };
 
+/// A frame as an index slot points at it: the address of the whole frame,
+/// which PageCache<C> lays out with the counter's object first, so that the
+/// hit path's one pointer is both the frame and the object it counts with
+/// (the counter's token stores it). Never dereferenced as such: the template
+/// casts it back to its Frame, the base to the FrameBase part
+/// (PageCacheBase::base_of(), at an offset the template records).
+struct IndexedFrame;
+
 struct Index {
-  explicit Index(std::uint64_t n) : npages(n), slots(new std::atomic<FrameBase*>[n]) {
+  explicit Index(std::uint64_t n) : npages(n), slots(new std::atomic<IndexedFrame*>[n]) {
     for (std::uint64_t i = 0; i < n; ++i) slots[i].store(nullptr, std::memory_order_relaxed);
   }
   const std::uint64_t npages;
   /// Published with release CAS by loaders; loaded with acquire by readers.
-  std::unique_ptr<std::atomic<FrameBase*>[]> slots;
+  std::unique_ptr<std::atomic<IndexedFrame*>[]> slots;
 };
 
 /// Drops the pointer to `fr` from an index slot if it is still there: a
 /// stale frame (recycled, idle, failed) or an unlink. Relaxed: readers that
 /// still load the old pointer fail their get or their re-check; nothing is
 /// published by this store. True if this call removed it.
-inline bool unlink_slot(std::atomic<FrameBase*>& slot, FrameBase* fr) noexcept {
-  FrameBase* expected = fr;
+inline bool unlink_slot(std::atomic<IndexedFrame*>& slot, IndexedFrame* fr) noexcept {
+  IndexedFrame* expected = fr;
   return slot.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
 }
 
@@ -175,6 +183,16 @@ class PageCacheBase {
   ~PageCacheBase();
   PageCacheBase(const PageCacheBase&) = delete;
   PageCacheBase& operator=(const PageCacheBase&) = delete;
+
+  /// Where the FrameBase part of every frame lies from its start (set by
+  /// PageCache<C>'s constructor before any frame is indexed).
+  void set_frame_base_offset(std::ptrdiff_t off) noexcept { base_offset_ = off; }
+  FrameBase* base_of(IndexedFrame* p) const noexcept {
+    return reinterpret_cast<FrameBase*>(reinterpret_cast<char*>(p) + base_offset_);
+  }
+  IndexedFrame* indexed(FrameBase* b) const noexcept {
+    return reinterpret_cast<IndexedFrame*>(reinterpret_cast<char*>(b) - base_offset_);
+  }
 
   /// The open file `id`, or nullptr (unknown or closed).
   File* file(FileId id) const noexcept {
@@ -257,6 +275,10 @@ class PageCacheBase {
     if (busy != 0) busy_.fetch_add(busy, std::memory_order_relaxed);
   }
 
+  /// Debug builds: abort with a message if a PinnedPage is still live.
+  /// ~PageCache() calls it first, before its counter dies (whose own check
+  /// would report the pin's token less clearly).
+  void check_no_live_pins() const noexcept;
   void note_pin(int delta) noexcept {
 #ifndef NDEBUG
     live_pins_.fetch_add(delta, std::memory_order_relaxed);  // a debug check's count
@@ -267,7 +289,8 @@ class PageCacheBase {
 
   CacheOptions opt_;
   std::size_t nframes_;
-  std::byte* memory_ = nullptr;  // nframes_ pages
+  std::ptrdiff_t base_offset_ = 0;  // of FrameBase in the template's Frame
+  std::byte* memory_ = nullptr;     // nframes_ pages
   Backend* backend_;
   /// CLOCK hand: fetch_add hands each evictor its own window (relaxed: it
   /// only spreads the evictors; claims make frames exclusive).

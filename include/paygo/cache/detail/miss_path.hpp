@@ -22,6 +22,10 @@ PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
   objs.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     Frame& fr = frames_.emplace_back(counter_, memory_ + i * kPageSize);
+    if (i == 0) {  // the same in every frame: where FrameBase lies after the counter's object
+      set_frame_base_offset(reinterpret_cast<char*>(static_cast<FrameBase*>(&fr)) -
+                            reinterpret_cast<char*>(&fr));
+    }
     all.push_back(&fr);
     objs.push_back(&fr.ref);
   }
@@ -38,7 +42,9 @@ PageCache<C>::PageCache(CacheOptions options, CounterArgs&&... counter_args)
 }
 
 template <RefCounter C>
-PageCache<C>::~PageCache() = default;  // the base checks for live pins
+PageCache<C>::~PageCache() {
+  check_no_live_pins();  // before counter_ and the frames die
+}
 
 template <RefCounter C>
 Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& idx,
@@ -80,11 +86,11 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
   apply_advice(*fr, advice);  // the mode for the new incarnation, kept by reset()
   counter_.reset(fr->ref);
   Token t = counter_.get(fr->ref);
-  FrameBase* expected = nullptr;
+  IndexedFrame* expected = nullptr;
   // Release: pairs with the acquire loads of the slot in try_hit(),
   // acquire_loop(), load_page(), grow_index(), cached_in_range(), refresh.
-  if (!t || !idx.slots[page].compare_exchange_strong(expected, fr, std::memory_order_release,
-                                                     std::memory_order_relaxed)) {
+  if (!t || !idx.slots[page].compare_exchange_strong(
+                expected, indexed(fr), std::memory_order_release, std::memory_order_relaxed)) {
     // Someone published this page first. Take the frame back at once if no
     // stale reader holds it; otherwise it goes idle and CLOCK reclaims it.
     // Loading: no reclaimer claims it (the state table), so it is ours.
@@ -103,7 +109,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::load_page(File& f, Index& id
     // Nothing wrong is cached: unlink, publish the error to the waiters,
     // and let the next read try again with a fresh frame.
     fr->error.store(err.value(), std::memory_order_relaxed);
-    detail::unlink_slot(idx.slots[page], fr);
+    detail::unlink_slot(idx.slots[page], indexed(fr));
     // Release: pairs with the acquire loads of `state` in try_hit()/acquire_loop().
     paygo::detail::store_and_wake_all(fr->state, kError);
     return err;

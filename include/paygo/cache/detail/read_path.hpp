@@ -21,7 +21,7 @@ typename PageCache<C>::Token PageCache<C>::try_hit(File& f, std::uint64_t page,
   Index* idx = f.index.load(std::memory_order_acquire);
   if (page >= idx->npages) [[unlikely]]
     return {};
-  std::atomic<FrameBase*>& slot = idx->slots[page];
+  std::atomic<IndexedFrame*>& slot = idx->slots[page];
   // Acquire: pairs with the release CAS that published the frame.
   Frame* fr = frame(slot.load(std::memory_order_acquire));
   if (fr == nullptr) [[unlikely]]
@@ -31,7 +31,7 @@ typename PageCache<C>::Token PageCache<C>::try_hit(File& f, std::uint64_t page,
     return t;
   // The same three checks as acquire_loop(), which says why each is needed;
   // the state's acquire pairs with the loader's release store of kReady.
-  if (slot.load(std::memory_order_acquire) != fr ||
+  if (slot.load(std::memory_order_acquire) != indexed(fr) ||
       fr->key.load(std::memory_order_relaxed) != make_key(f.id, page) ||
       fr->state.load(std::memory_order_acquire) != kReady) [[unlikely]] {
     t.reset();
@@ -56,7 +56,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::u
       grow_index(f, page + 1);
       continue;
     }
-    std::atomic<FrameBase*>& slot = idx->slots[page];
+    std::atomic<IndexedFrame*>& slot = idx->slots[page];
     // Acquire: pairs with the release CAS that published the frame.
     Frame* fr = frame(slot.load(std::memory_order_acquire));
     if (fr == nullptr) {
@@ -71,11 +71,11 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::u
     // Re-check, as the kernel's folio != xas_reload(): the frame may have
     // been reclaimed and reused between our load and our get. Acquire:
     // pairs with the release CAS that published the frame (load_page()).
-    if (slot.load(std::memory_order_acquire) != fr) continue;
+    if (slot.load(std::memory_order_acquire) != indexed(fr)) continue;
     if (fr->key.load(std::memory_order_relaxed) != key) {
       // Recycled for another page while the slot still points at it (an
       // index copied during growth): drop the stale pointer, look again.
-      detail::unlink_slot(slot, fr);
+      detail::unlink_slot(slot, indexed(fr));
       continue;
     }
     std::uint32_t st =
@@ -99,7 +99,7 @@ Result<typename PageCache<C>::Frame*> PageCache<C>::acquire_loop(File& f, std::u
     }
     // kIdle (unlinked by refresh or a lost publish race) or kFree: drop the
     // stale pointer so later readers do not find it, and look again.
-    detail::unlink_slot(slot, fr);
+    detail::unlink_slot(slot, indexed(fr));
   }
 }
 
