@@ -42,11 +42,15 @@ class CellObject {
   std::uint32_t id_;
 };
 
-/// D::Object, named only when a member template of CellCounter<D> is used
-/// (D is complete by then; the default argument X keeps it dependent).
+/// D's Object and Token, named only when a member template of
+/// CellCounter<D> is used: D is complete by then, and the extra parameter X
+/// (the template's own) keeps the name dependent, so that no compiler looks
+/// it up while D is still incomplete (clang 14 checks requires-clauses of
+/// member templates when the class is instantiated, g++ 12 does not).
 template <class D, class X>
-struct LazyObject {
-  using type = typename D::Object;
+struct Lazy {
+  using Object = typename D::Object;
+  using Token = typename D::Token;
 };
 
 /// A distributed get's re-check, after its relaxed store to its own cell:
@@ -85,16 +89,16 @@ class CellCounter {
   // Templates only so that D is complete where they are used (D derives
   // from this class); each accepts exactly D's own type.
   template <class O>
-  requires std::same_as<O, typename D::Object> PAYGO_INLINE auto get(O& o) noexcept {
+  requires std::same_as<O, typename Lazy<D, O>::Object> PAYGO_INLINE auto get(O& o) noexcept {
     return cells_.tokens().counted([&] { return self().get_untallied(o); });
   }
   template <class T>
-  requires std::same_as<T, typename D::Token>  // an rvalue: T is not a reference
+  requires std::same_as<T, typename Lazy<D, T>::Token>  // an rvalue: T is not a reference
   void put(T&& t) noexcept { t.reset(); }
   /// Freeze, then free the object if nothing is left counted where the
   /// freeze cannot see it (D::remaining(): the cells, or the whole query).
   template <class O>
-  requires std::same_as<O, typename D::Object>
+  requires std::same_as<O, typename Lazy<D, O>::Object>
   bool try_reclaim(O& o) noexcept {
     if (!self().try_freeze(o)) return false;  // busy (or already dead)
     if (self().remaining(o) != 0) {
@@ -105,23 +109,23 @@ class CellCounter {
     return true;
   }
   template <class O>
-  requires std::same_as<O, typename D::Object>
+  requires std::same_as<O, typename Lazy<D, O>::Object>
   void unfreeze(O& o) noexcept { checked_unfreeze(D::kName, o.word_); }
   template <class O>
-  requires std::same_as<O, typename D::Object>
+  requires std::same_as<O, typename Lazy<D, O>::Object>
   void reset(O& o) noexcept {
     checked_reset(D::kName, o.word_, [&] { return self().approx(o); });
   }
   template <class O>
-  requires std::same_as<O, typename D::Object> std::int64_t approx(const O& o)
+  requires std::same_as<O, typename Lazy<D, O>::Object> std::int64_t approx(const O& o)
   const noexcept { return static_cast<const D&>(*this).query(o); }
   /// The hint: pin the object distributed (on) or central (off).
   template <class O>
-  requires std::same_as<O, typename D::Object>
+  requires std::same_as<O, typename Lazy<D, O>::Object>
   void set_distributed(O& o, bool on) noexcept { set_mode(o.word_, on); }
   /// No heavy fence or scan to share between objects: one try_reclaim each.
   template <class X = void>
-  std::size_t reclaim_batch(std::span<typename LazyObject<D, X>::type* const> objs,
+  std::size_t reclaim_batch(std::span<typename Lazy<D, X>::Object* const> objs,
                             std::span<bool> dead) {
     return reclaim_each(self(), objs, dead);
   }
