@@ -86,6 +86,10 @@ struct ThreadSlots {
 thread_local ThreadSlots t_slots;
 
 }  // namespace
+
+const void* core_instance() noexcept {
+  return &g_next_domain_id;
+}
 }  // namespace detail
 
 Domain::Domain(DomainOptions options)

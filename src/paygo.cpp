@@ -5,6 +5,7 @@
 #include <bit>
 #include <chrono>
 #include <new>
+#include <thread>
 #include <vector>
 
 namespace paygo {
@@ -28,6 +29,7 @@ Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max
   opt_.group_size = gs;
   group_shift_ = static_cast<std::uint32_t>(std::countr_zero(gs));
   index_mask_ = opt_.table_entries - 1;
+  table_align_ = std::bit_ceil(sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries);
   fast_key_ = (static_cast<std::uintptr_t>(domain_.id()) << 1) | 1;
 }
 
@@ -54,14 +56,16 @@ Paygo::~Paygo() {
   for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
     if (auto* t =
             static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire))) {
-      ::operator delete (t, std::align_val_t{alignof(PaygoTable)});
+      ::operator delete (t, std::align_val_t{table_align_});
     }
   }
 }
 
 PaygoTable* Paygo::make_table(Slot& slot) noexcept {
+  // Aligned to table_align_ (table_of()); the allocator returns what lies
+  // past the table's own bytes to its free lists.
   void* mem = ::operator new (sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries,
-                              std::align_val_t{alignof(PaygoTable)}, std::nothrow);
+                              std::align_val_t{table_align_}, std::nothrow);
   if (mem == nullptr) return nullptr;
   auto* t = new (mem) PaygoTable;
   for (std::uint32_t i = 0; i < opt_.table_entries; ++i) new (t->entries() + i) PaygoEntry;
@@ -133,6 +137,42 @@ PaygoEntry* Paygo::claim(PaygoTable& table, const Object& o) noexcept {
   }
   free_entry->obj.store(&o, std::memory_order_relaxed);  // we are its only writer
   return free_entry;
+}
+
+void Paygo::dup_raw(std::uintptr_t r) noexcept {
+  if (r & kRawCentral) {
+    // Relaxed: the caller's reference already orders its use of the object;
+    // this one is as old as that one. Every freeze needs a central count
+    // of 0 (central_tryfreeze(), freeze_sc()), so with the caller's central
+    // reference live the word is not frozen and cannot be.
+    [[maybe_unused]] const std::uint64_t w =
+        reinterpret_cast<std::atomic<std::uint64_t>*>(r & ~kRawCentral)
+            ->fetch_add(1, std::memory_order_relaxed);
+    if constexpr (detail::kDebugChecks) {
+      if ((w & detail::kCountMask) == 0 || (w & detail::kFrozen) != 0)
+        detail::contract_failure(kName, "dup_raw() of a central token that holds no reference");
+      central_tokens_.got();
+    }
+    return;
+  }
+  auto* e = reinterpret_cast<PaygoEntry*>(r);
+  Object& o = raw_object(r);
+  for (;;) {
+    // Relaxed: the light fence orders it before the re-check, as a get's
+    // `local` store (publish()). The entry's group bit is in the mask: the
+    // caller's reference on this entry keeps it there (bits go only after a
+    // fenced scan found no distributed reference).
+    e->anchor.fetch_add(1, std::memory_order_relaxed);
+    light_fence();  // pairs with heavy_fence() in
+                    // try_freeze()/try_reclaim()/reclaim_batch()/sweep()
+    // seq_cst: as publish()'s re-check. No generation test: the object can
+    // neither die nor be quietly demoted while the caller's reference lives.
+    if (!(o.word_.load(std::memory_order_seq_cst) & detail::kFrozen)) return;
+    // A reclaimer froze it and may have scanned our entry before the add:
+    // take it back (release: as a remote put) and wait for the unfreeze.
+    e->anchor.fetch_sub(1, std::memory_order_release);
+    while (o.word_.load(std::memory_order_relaxed) & detail::kFrozen) std::this_thread::yield();
+  }
 }
 
 Paygo::Token Paygo::get_contended(Object& o, std::uint64_t w) noexcept {

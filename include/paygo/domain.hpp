@@ -84,6 +84,10 @@ PAYGO_INLINE const void* this_thread_tag() noexcept {
   return &tls_cache[0];
 }
 
+/// This process's copy of the core: the address of its domain id counter.
+/// A process has one copy, also when it links libpaygo_rocksdb.so beside the
+/// core (tests/rocksdb/one_core_test.cpp compares it with the library's).
+const void* core_instance() noexcept;
 }  // namespace detail
 
 class Domain {

@@ -309,6 +309,71 @@ class Paygo {
     return (o.word_.load(std::memory_order_relaxed) & detail::kFrozen) != 0;
   }
 
+  /*** Raw tokens: a token in one word ***/
+  /// For clients whose handle is one pointer (RocksDB's Cache::Handle*). A
+  /// distributed token's raw form is its entry's address (16-byte aligned);
+  /// the home slot is found from it, because every table is aligned to its
+  /// size rounded up to a power of two (table_of()). A central token's raw
+  /// form is the object's word with bit 0 set (kRawCentral). into_raw()
+  /// takes the reference out of the token (empty in, 0 out); a raw token is
+  /// put with put_raw(), from any thread, never with a Token. Once one
+  /// reference of an object has been dup_raw()'ed, every reference to it
+  /// must be put with put_raw() (a Token's home put assumes its own count
+  /// is in `local`, which a dup'ed reference coming home may have taken).
+  static constexpr std::uintptr_t kRawCentral = 1;
+  std::uintptr_t into_raw(Token&& t) noexcept {
+    const std::uintptr_t r = !t                ? 0
+                             : t.distributed() ? reinterpret_cast<std::uintptr_t>(t.p_)
+                                               : reinterpret_cast<std::uintptr_t>(t.p_) |
+                                                     kRawCentral;  // a debug token's tally
+    t.p_ = nullptr;  // the count stays; its put is put_raw()'s (debug: tally still counts it)
+    return r;
+  }
+  /// The object a live raw token counts. Reads the token's entry only (its
+  /// `obj` cannot change while the entry holds a reference).
+  static Object& raw_object(std::uintptr_t r) noexcept {
+    if (r & kRawCentral) return *reinterpret_cast<Object*>(r & ~kRawCentral);  // word_ is first
+    return *const_cast<Object*>(static_cast<const Object*>(
+        reinterpret_cast<const detail::PaygoEntry*>(r)->obj.load(std::memory_order_relaxed)));
+  }
+  /// One more reference through the raw token r, taken by any thread that
+  /// holds one through r (RocksDB's Cache::Ref); each is put by put_raw(r),
+  /// from any thread. Central r: the word's count (a live central reference
+  /// keeps every freeze out). Distributed r: the anchor of r's entry, with
+  /// a get's protocol: add, light fence, re-check the word; a frozen word
+  /// means a reclaimer may have scanned before the add, so take it back and
+  /// wait for the unfreeze (the caller's reference keeps the object alive,
+  /// so the reclaimer finds it and unfreezes). Never fails; docs/design.md
+  /// "Raw tokens" has the argument, tests/model (-DDUP) the check.
+  void dup_raw(std::uintptr_t r) noexcept;
+  /*** put of a raw token: fast path ***/
+  PAYGO_INLINE void put_raw(std::uintptr_t r) noexcept {
+    if (r & kRawCentral) {
+      if constexpr (detail::kDebugChecks) central_tokens_.put();
+      detail::central_put(*reinterpret_cast<std::atomic<std::uint64_t>*>(r & ~kRawCentral));
+      return;
+    }
+    auto* e = reinterpret_cast<detail::PaygoEntry*>(r);
+    // Relaxed owner check: only the owner itself can read its own tag.
+    if (table_of(e)->slot->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) {
+      const std::uint32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
+      // A reference dup_raw() put on the anchor may come home: with no
+      // home count left, it is paid on the anchor (local never goes below 0).
+      if (detail::local_count(l) != 0) [[likely]] {
+        // Release: as the home put in TokenPolicy::release().
+        e->local.store(l - 1, std::memory_order_release);
+        return;
+      }
+    }
+    // Release: as the migration tax in TokenPolicy::release().
+    e->anchor.fetch_sub(1, std::memory_order_release);
+  }
+  /// The table that holds entry e (its header: home slot, group bit).
+  detail::PaygoTable* table_of(const detail::PaygoEntry* e) const noexcept {
+    return reinterpret_cast<detail::PaygoTable*>(reinterpret_cast<std::uintptr_t>(e) &
+                                                 ~(table_align_ - 1));
+  }
+
   /// Bytes held by the per-slot tables (grows by one table per slot used).
   std::size_t table_bytes() const noexcept;
   const Options& options() const noexcept { return opt_; }
@@ -426,6 +491,9 @@ class Paygo {
   Options opt_;
   std::uint32_t group_shift_;
   std::uint32_t index_mask_;  // opt_.table_entries - 1
+  /// Every table's alignment: its size rounded up to a power of two, so
+  /// table_of() finds a table from any of its entries.
+  std::uintptr_t table_align_;
   Domain domain_;
   /// The ThreadCache::aux value that enables the fast path: unique to this
   /// counter (it contains the domain id) and never 0.

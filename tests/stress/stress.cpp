@@ -90,6 +90,7 @@ struct Config {
   bool tight = false;
   // --phased and the self-tuning options (-1: the phased default if
   // --phased, else the library's default).
+  bool raw = false;  // --raw
   bool phased = false;
   unsigned phase_ms = 20;
   unsigned shared = 4;
@@ -138,9 +139,11 @@ struct Stats {
   std::uint64_t reads = 0, pins = 0, pin_migrations = 0, drops = 0, advises = 0, bytes_checked = 0;
   // Modes: distributed tokens handed out, pins and un-pins by the reclaimer,
   // the sweeper's sweeps and the demotions they returned, phases seen.
+  std::uint64_t dups = 0;  // --raw: dup_raw() calls
   std::uint64_t dist_gets = 0, mode_pins = 0, mode_unpins = 0, sweeps = 0, swept = 0, phases = 0;
   void add(const Stats& o) {
     dist_gets += o.dist_gets;
+    dups += o.dups;
     mode_pins += o.mode_pins;
     mode_unpins += o.mode_unpins;
     sweeps += o.sweeps;
@@ -165,7 +168,8 @@ struct Stats {
     bytes_checked += o.bytes_checked;
   }
   std::uint64_t counter_ops() const {
-    return gets + failed_gets + puts + migrations + reclaims + batches + resets + flips + queries;
+    return gets + failed_gets + puts + migrations + reclaims + batches + resets + flips + queries +
+           dups;
   }
   std::uint64_t cache_ops() const { return reads + pins + pin_migrations + drops + advises; }
 };
@@ -256,7 +260,13 @@ struct Held {
   typename C::Token token;
   Obj<C>* ob;
   std::uint64_t inc;
+  /// --raw (PAYGO): the reference as a raw token (Paygo::into_raw), put with
+  /// put_raw(); several Helds may share one raw word (dup_raw()).
+  std::uintptr_t raw = 0;
 };
+/// Raw tokens and dup_raw(): PAYGO's interface for one-word handles.
+template <class C>
+inline constexpr bool kRawTokens = std::same_as<C, paygo::Paygo>;
 
 template <class C>
 class CounterPhase {
@@ -474,6 +484,13 @@ class CounterPhase {
   void put(Held<C>& h, Stats& st) {
     check_held(h, "put");
     h.ob->shadow.fetch_sub(1, std::memory_order_relaxed);  // before the put: see Obj::shadow
+    if constexpr (kRawTokens<C>) {
+      if (h.raw != 0) {
+        counter_->put_raw(std::exchange(h.raw, 0));
+        ++st.puts;
+        return;
+      }
+    }
     counter_->put(std::move(h.token));
     ++st.puts;
   }
@@ -515,7 +532,15 @@ class CounterPhase {
             violation("get succeeded on dead object " + std::to_string(index_of(&ob)));
           }
           ob.shadow.fetch_add(1, std::memory_order_relaxed);  // after the get
-          held.push_back(Held<C>{std::move(t), &ob, p});
+          if constexpr (kRawTokens<C>) {
+            // Every reference raw: put_raw() must put every reference of an
+            // object that has dup'ed ones (Paygo::dup_raw()).
+            if (cfg_.raw) {
+              held.push_back(Held<C>{{}, &ob, p, counter_->into_raw(std::move(t))});
+              t = {};
+            }
+          }
+          if (t) held.push_back(Held<C>{std::move(t), &ob, p});
           if (held.size() > kMaxHeld) {
             put(held.front(), st);
             held.erase(held.begin());
@@ -550,6 +575,20 @@ class CounterPhase {
           while (!items.empty() && held.size() < 2 * kMaxHeld) {
             held.push_back(std::move(items.back()));
             items.pop_back();
+          }
+        } else if (kRawTokens<C> && cfg_.raw && r < 96) {
+          // dup_raw(): one more reference through a raw token we hold (it
+          // may have been taken on another slot: a dup away from home),
+          // put later by whoever holds the copy, home or away.
+          if constexpr (kRawTokens<C>) {
+            const std::size_t i = rng() % held.size();
+            if (held[i].raw != 0 && held.size() < 2 * kMaxHeld) {
+              check_held(held[i], "dup");
+              counter_->dup_raw(held[i].raw);
+              held[i].ob->shadow.fetch_add(1, std::memory_order_relaxed);  // after the dup
+              held.push_back(Held<C>{{}, held[i].ob, held[i].inc, held[i].raw});
+              ++st.dups;
+            }
           }
         } else {
           for (const auto& h : held) check_held(h, "poll");
@@ -956,6 +995,7 @@ int run(const Config& cfg) {
         static_cast<unsigned long long>(st.mode_pins),
         static_cast<unsigned long long>(st.mode_unpins));
     if (cfg.phased) std::printf(", phases %llu", static_cast<unsigned long long>(st.phases));
+    if (cfg.raw) std::printf(", raw dups %llu", static_cast<unsigned long long>(st.dups));
     std::printf(")");
   }
   if (cfg.cache) {
@@ -999,6 +1039,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-slots", cfg.max_slots, "slots of the counter (0: its default)");
   app.add_flag("--tight", cfg.tight,
                "paygo: tiny tables (16 entries, probe 2, local_limit 3, group_size 1)");
+  app.add_flag("--raw", cfg.raw,
+               "paygo: hold every reference as a raw token (into_raw/put_raw) and dup some "
+               "(dup_raw: RocksDB's Ref), home and away");
   app.add_flag("--phased", cfg.phased,
                "paygo: objects start automatic; hot phases (every worker on the --shared "
                "objects: promotions) alternate with cold ones (each worker on its own objects: "

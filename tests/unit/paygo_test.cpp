@@ -39,6 +39,117 @@ TEST(Paygo, HomePutIsLocalAndRemotePutPaysTheAnchor) {
   EXPECT_TRUE(c.try_reclaim(o));
 }
 
+// Raw tokens (RocksDB's handles): one word each way, the home slot found by
+// masking the entry's address, dup_raw() from any thread, put_raw() that
+// never drives `local` below 0.
+TEST(Paygo, RawTokensRoundTripAndFindTheirHomeSlot) {
+  for (const std::uint32_t entries : {16U, 256U, 1000U}) {
+    Paygo c(tweak(small_options(), [&](Paygo::Options& opt) { opt.table_entries = entries; }));
+    Paygo::Object dist, cent;
+    c.set_distributed(dist, true);
+    Paygo::Token t = c.get(dist);
+    ASSERT_TRUE(t.distributed());
+    const detail::PaygoEntry* e = &Access::entry(t);
+    const std::uint32_t home = Access::home_index(t);
+    const std::uintptr_t r = c.into_raw(std::move(t));
+    EXPECT_FALSE(t) << "into_raw empties the token";
+    EXPECT_EQ(r, reinterpret_cast<std::uintptr_t>(e));
+    EXPECT_EQ(c.table_of(e)->slot->index, home) << entries << " entries";
+    EXPECT_EQ(&Paygo::raw_object(r), &dist);
+    const std::uintptr_t rc = c.into_raw(c.get(cent));
+    EXPECT_EQ(rc & Paygo::kRawCentral, Paygo::kRawCentral);
+    EXPECT_EQ(&Paygo::raw_object(rc), &cent);
+    EXPECT_EQ(c.query(dist), 1);
+    EXPECT_EQ(c.query(cent), 1);
+    EXPECT_FALSE(c.try_reclaim(dist));
+    EXPECT_FALSE(c.try_reclaim(cent));
+    c.put_raw(r);
+    c.put_raw(rc);
+    EXPECT_TRUE(c.try_reclaim(dist));
+    EXPECT_TRUE(c.try_reclaim(cent));
+    EXPECT_EQ(c.into_raw(Paygo::Token{}), 0U);
+  }
+}
+
+TEST(Paygo, DupFromAnotherThreadThenBothPutAtHomeKeepLocalNonNegative) {
+  Paygo c(small_options());
+  Paygo::Object o;
+  c.set_distributed(o, true);
+  const std::uintptr_t r = c.into_raw(c.get(o));
+  ASSERT_EQ(r & Paygo::kRawCentral, 0U);
+  const auto& e = *reinterpret_cast<const detail::PaygoEntry*>(r);
+  std::thread([&] { c.dup_raw(r); }).join();  // on the anchor
+  EXPECT_EQ(detail::local_count(e.local.load()), 1);
+  EXPECT_EQ(e.anchor.load(), 1);
+  EXPECT_EQ(c.query(o), 2);
+  c.put_raw(r);  // home, with a home count: local
+  EXPECT_EQ(detail::local_count(e.local.load()), 0);
+  EXPECT_EQ(c.query(o), 1);
+  EXPECT_FALSE(c.try_reclaim(o)) << "the dup'ed reference is still live";
+  c.put_raw(r);  // home, but no home count left: the anchor pays
+  EXPECT_EQ(detail::local_count(e.local.load()), 0) << "local must not wrap below 0";
+  EXPECT_EQ(detail::local_uses(e.local.load()), 1U) << "the use bits are untouched";
+  EXPECT_EQ(e.anchor.load(), 0);
+  EXPECT_TRUE(c.try_reclaim(o));
+}
+
+TEST(Paygo, DupOfACentralTokenCountsOnTheWord) {
+  Paygo c(small_options());
+  Paygo::Object o;
+  const std::uintptr_t r = c.into_raw(c.get(o));
+  ASSERT_NE(r & Paygo::kRawCentral, 0U);
+  std::thread([&] {
+    c.dup_raw(r);
+    c.dup_raw(r);
+  }).join();
+  EXPECT_EQ(c.query(o), 3);
+  std::thread([&] { c.put_raw(r); }).join();
+  c.put_raw(r);
+  EXPECT_FALSE(c.try_reclaim(o));
+  c.put_raw(r);
+  EXPECT_TRUE(c.try_reclaim(o));
+}
+
+// Dups and puts from two threads while a third reclaims in a loop: a
+// reclaim may succeed only when every reference is gone. The holder keeps
+// one reference through the whole run, so a successful reclaim before the
+// end is a lost reference (a dup the scan missed while a put it saw made
+// the sum 0: what dup_raw's fence and frozen check rule out).
+TEST(Paygo, DupRacingWithReclaimsNeverLetsTheObjectDie) {
+  Paygo c(small_options());
+  Paygo::Object o;
+  c.set_distributed(o, true);
+  const std::uintptr_t base = c.into_raw(c.get(o));  // held to the end
+  ASSERT_EQ(base & Paygo::kRawCentral, 0U);
+  std::atomic<bool> stop{false};
+  std::atomic<long> early{0}, dups{0};
+  std::thread reclaimer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (c.try_reclaim(o)) {
+        early.fetch_add(1);
+        return;
+      }
+    }
+  });
+  auto worker = [&] {
+    for (int i = 0; i < 20000; ++i) {
+      c.dup_raw(base);  // from both threads: home (the getter) and away
+      dups.fetch_add(1, std::memory_order_relaxed);
+      c.put_raw(base);
+    }
+  };
+  std::thread away(worker);
+  worker();
+  away.join();
+  stop.store(true);
+  reclaimer.join();
+  EXPECT_EQ(early.load(), 0) << "reclaimed while a reference was live";
+  EXPECT_EQ(dups.load(), 40000);
+  EXPECT_EQ(c.query(o), 1);
+  c.put_raw(base);
+  EXPECT_TRUE(c.try_reclaim(o));
+}
+
 // Counters whose domains share a way of the thread cache (ids 8 apart)
 // take turns in it: each get must land in its own counter's table, never in
 // the table the way held a moment ago. The fast path trusts the way after
