@@ -1,11 +1,13 @@
 // The installed-package check: builds against an installed paygo through
-// find_package(paygo), takes and releases references, and reclaims.
+// find_package(paygo), takes and releases references, and reclaims, reads
+// through the page cache, and uses PaygoCache (paygo::rocksdb).
 // Exit code 0 on success, 1 with a message otherwise.
 #include <cstdio>
 #include <fstream>
 #include <paygo/baselines/atomic.hpp>
 #include <paygo/cache/page_cache.hpp>
 #include <paygo/paygo.hpp>
+#include <paygo/rocksdb/paygo_cache.hpp>
 #include <string>
 #include <thread>
 
@@ -67,6 +69,20 @@ int main() {
     check(static_cast<bool>(t) && !atomic.try_reclaim(aobj), "Atomic counted no reference");
   }
   check(atomic.try_reclaim(aobj), "Atomic: try_reclaim failed with no reference held");
+
+  // RocksDB's block cache on PAYGO (paygo::rocksdb, the shared library).
+  {
+    auto rc = paygo::rocksdb::NewPaygoCache({.capacity = 1 << 20});
+    static int value = 42;
+    rocksdb::Cache::Handle* h = nullptr;
+    check(rc->Insert("key", &value, 1, nullptr, &h).ok() && h != nullptr,
+          "PaygoCache::Insert failed");
+    if (h != nullptr) rc->Release(h);
+    h = rc->Lookup("key");
+    check(h != nullptr && rc->Value(h) == &value, "PaygoCache::Lookup missed what was inserted");
+    if (h != nullptr) check(rc->Release(h, true), "PaygoCache: Release(h, true) did not erase");
+    check(rc->Lookup("key") == nullptr, "PaygoCache: an erased key was found");
+  }
 
   if (failures == 0)
     std::printf("paygo-consumer: ok (membarrier %s)\n",
