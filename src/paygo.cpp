@@ -29,7 +29,6 @@ Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max
   opt_.group_size = gs;
   group_shift_ = static_cast<std::uint32_t>(std::countr_zero(gs));
   index_mask_ = opt_.table_entries - 1;
-  table_align_ = std::bit_ceil(sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries);
   fast_key_ = (static_cast<std::uintptr_t>(domain_.id()) << 1) | 1;
 }
 
@@ -56,16 +55,14 @@ Paygo::~Paygo() {
   for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
     if (auto* t =
             static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire))) {
-      ::operator delete (t, std::align_val_t{table_align_});
+      ::operator delete (t, std::align_val_t{alignof(PaygoTable)});
     }
   }
 }
 
 PaygoTable* Paygo::make_table(Slot& slot) noexcept {
-  // Aligned to table_align_ (table_of()); the allocator returns what lies
-  // past the table's own bytes to its free lists.
   void* mem = ::operator new (sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries,
-                              std::align_val_t{table_align_}, std::nothrow);
+                              std::align_val_t{alignof(PaygoTable)}, std::nothrow);
   if (mem == nullptr) return nullptr;
   auto* t = new (mem) PaygoTable;
   for (std::uint32_t i = 0; i < opt_.table_entries; ++i) new (t->entries() + i) PaygoEntry;

@@ -311,10 +311,11 @@ class Paygo {
 
   /*** Raw tokens: a token in one word ***/
   /// For clients whose handle is one pointer (RocksDB's Cache::Handle*). A
-  /// distributed token's raw form is its entry's address (16-byte aligned);
-  /// the home slot is found from it, because every table is aligned to its
-  /// size rounded up to a power of two (table_of()). A central token's raw
-  /// form is the object's word with bit 0 set (kRawCentral). into_raw()
+  /// distributed token's raw form is its entry's address (8-byte aligned);
+  /// a central one's is the object's word with bit 0 set (kRawCentral). The
+  /// home slot is not stored: put_raw() is at home exactly when the entry
+  /// lies in the calling thread's own table of this counter (each entry is
+  /// in one table, and a thread's cache names its own). into_raw()
   /// takes the reference out of the token (empty in, 0 out); a raw token is
   /// put with put_raw(), from any thread, never with a Token. Once one
   /// reference of an object has been dup_raw()'ed, every reference to it
@@ -354,8 +355,14 @@ class Paygo {
       return;
     }
     auto* e = reinterpret_cast<detail::PaygoEntry*>(r);
-    // Relaxed owner check: only the owner itself can read its own tag.
-    if (table_of(e)->slot->owner.load(std::memory_order_relaxed) == detail::this_thread_tag()) {
+    // At home iff the entry is in this thread's own table (the thread cache
+    // says which, as on the get path). A thread whose cache way holds
+    // another counter just now pays the anchor: correct from any thread.
+    const detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
+    if (tc.aux == fast_key_ && r - reinterpret_cast<std::uintptr_t>(
+                                       static_cast<detail::PaygoTable*>(tc.payload)->entries()) <
+                                   (std::uintptr_t{index_mask_} + 1) * sizeof(detail::PaygoEntry))
+        [[likely]] {
       const std::uint32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
       // A reference dup_raw() put on the anchor may come home: with no
       // home count left, it is paid on the anchor (local never goes below 0).
@@ -367,11 +374,6 @@ class Paygo {
     }
     // Release: as the migration tax in TokenPolicy::release().
     e->anchor.fetch_sub(1, std::memory_order_release);
-  }
-  /// The table that holds entry e (its header: home slot, group bit).
-  detail::PaygoTable* table_of(const detail::PaygoEntry* e) const noexcept {
-    return reinterpret_cast<detail::PaygoTable*>(reinterpret_cast<std::uintptr_t>(e) &
-                                                 ~(table_align_ - 1));
   }
 
   /// Bytes held by the per-slot tables (grows by one table per slot used).
@@ -491,9 +493,6 @@ class Paygo {
   Options opt_;
   std::uint32_t group_shift_;
   std::uint32_t index_mask_;  // opt_.table_entries - 1
-  /// Every table's alignment: its size rounded up to a power of two, so
-  /// table_of() finds a table from any of its entries.
-  std::uintptr_t table_align_;
   Domain domain_;
   /// The ThreadCache::aux value that enables the fast path: unique to this
   /// counter (it contains the domain id) and never 0.

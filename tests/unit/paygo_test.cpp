@@ -39,10 +39,10 @@ TEST(Paygo, HomePutIsLocalAndRemotePutPaysTheAnchor) {
   EXPECT_TRUE(c.try_reclaim(o));
 }
 
-// Raw tokens (RocksDB's handles): one word each way, the home slot found by
-// masking the entry's address, dup_raw() from any thread, put_raw() that
-// never drives `local` below 0.
-TEST(Paygo, RawTokensRoundTripAndFindTheirHomeSlot) {
+// Raw tokens (RocksDB's handles): one word each way, put_raw() at home (the
+// entry is in the caller's table) on `local` and away on the anchor,
+// dup_raw() from any thread, and `local` never below 0.
+TEST(Paygo, RawTokensRoundTripAndPutAtHomeOrAway) {
   for (const std::uint32_t entries : {16U, 256U, 1000U}) {
     Paygo c(tweak(small_options(), [&](Paygo::Options& opt) { opt.table_entries = entries; }));
     Paygo::Object dist, cent;
@@ -50,12 +50,15 @@ TEST(Paygo, RawTokensRoundTripAndFindTheirHomeSlot) {
     Paygo::Token t = c.get(dist);
     ASSERT_TRUE(t.distributed());
     const detail::PaygoEntry* e = &Access::entry(t);
-    const std::uint32_t home = Access::home_index(t);
     const std::uintptr_t r = c.into_raw(std::move(t));
     EXPECT_FALSE(t) << "into_raw empties the token";
     EXPECT_EQ(r, reinterpret_cast<std::uintptr_t>(e));
-    EXPECT_EQ(c.table_of(e)->slot->index, home) << entries << " entries";
     EXPECT_EQ(&Paygo::raw_object(r), &dist);
+    const std::uintptr_t r2 = c.into_raw(c.get(dist));
+    EXPECT_EQ(r2, r) << "one thread's references to one object: one entry, one word";
+    std::thread([&] { c.put_raw(r2); }).join();  // away: the anchor
+    EXPECT_EQ(e->anchor.load(), -1) << entries << " entries";
+    EXPECT_EQ(detail::local_count(e->local.load()), 2);
     const std::uintptr_t rc = c.into_raw(c.get(cent));
     EXPECT_EQ(rc & Paygo::kRawCentral, Paygo::kRawCentral);
     EXPECT_EQ(&Paygo::raw_object(rc), &cent);
@@ -63,7 +66,9 @@ TEST(Paygo, RawTokensRoundTripAndFindTheirHomeSlot) {
     EXPECT_EQ(c.query(cent), 1);
     EXPECT_FALSE(c.try_reclaim(dist));
     EXPECT_FALSE(c.try_reclaim(cent));
-    c.put_raw(r);
+    c.put_raw(r);  // home: `local`
+    EXPECT_EQ(detail::local_count(e->local.load()), 1);
+    EXPECT_EQ(e->anchor.load(), -1);
     c.put_raw(rc);
     EXPECT_TRUE(c.try_reclaim(dist));
     EXPECT_TRUE(c.try_reclaim(cent));

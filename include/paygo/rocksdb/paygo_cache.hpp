@@ -24,8 +24,9 @@
 //
 // How it counts: each entry carries a paygo::Paygo object. A Lookup is a
 // get; the handle is the token in one word (Paygo::into_raw): the address of
-// the getter's table entry for a distributed get (whose home slot is found
-// by masking that address), the entry's word tagged for a central one. A
+// the getter's table entry for a distributed get (a release is at home when
+// that entry is in the releaser's own table), the entry's word tagged for a
+// central one. A
 // hit of a distributed entry writes nothing shared: no allocation, no
 // atomic read-modify-write, no store to a line another core reads. Entries
 // start central (self-tuning promotes the ones many threads hold at once);
