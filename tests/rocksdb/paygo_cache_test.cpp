@@ -8,6 +8,7 @@
 #include <rocksdb/cache.h>
 
 #include <atomic>
+#include <barrier>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -107,10 +108,12 @@ TEST(PaygoCache, HitsDoNotAllocate) {
   ASSERT_TRUE(c->Insert("central", &v[1], 1, nullptr, nullptr, kLow).ok());
   std::vector<std::thread> ts;
   long during[2] = {-1, -1};
+  std::barrier warm(2);
   for (int t = 0; t < 2; ++t) {
     ts.emplace_back([&, t] {
       const ::rocksdb::Slice keys[2] = {"hot-distributed", "central"};
       for (const auto& k : keys) c->Release(c->Lookup(k));  // warm up: this thread's table
+      warm.arrive_and_wait();  // both tables made before either thread counts
       const long before = g_allocations.load();
       for (int i = 0; i < 10000; ++i) {
         for (const auto& k : keys) {
