@@ -1,6 +1,6 @@
 # paygo — top-level entry points. On a fresh Debian 12 machine:
 #
-#   make eval    build (release), run micro, counting and query and plot them
+#   make eval    build (release), run micro, counting, query and rocksdb and plot them
 #                -> results/<time>/ (JSON, CSV, PNG, summary.txt); ~5 minutes
 #   make test    format check, then build + ctest for release, asan and tsan,
 #                fuzz each libFuzzer harness for FUZZ_SECONDS (clang++), check
@@ -18,9 +18,10 @@
 #
 # Knobs (make VAR=value): JOBS (parallel compile jobs, default 2),
 # FUZZ_SECONDS (libFuzzer time per harness in `make test`, default 60),
-# BENCH_ARGS, COUNTING_ARGS, QUERY_ARGS (extra arguments for paygo-bench
-# micro / counting / query in `make eval`; a repeated option takes the last
-# value, so e.g. QUERY_ARGS="--file-size 1G" overrides the default).
+# BENCH_ARGS, COUNTING_ARGS, QUERY_ARGS, ROCKSDB_ARGS (extra arguments for
+# paygo-bench micro / counting / query / rocksdb in `make eval`; a repeated
+# option takes the last value, so e.g. QUERY_ARGS="--file-size 1G" overrides
+# the default).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -66,7 +67,7 @@ BENCH := $(BUILD_DIR)/release/bench/paygo-bench
 # usable CPUs (nproc).
 EVAL_ARGS := --duration 0.2 --repeat 3 --max-slots 64
 EVAL_COUNTING_ARGS := --counters all --workloads DRBL,DRBM,DRBH \
-                      --io cache,pread,rocksdb-lru,rocksdb-hcc --hint auto,hot \
+                      --io cache,pread,rocksdb-lru,rocksdb-hcc,rocksdb-paygo --hint auto,hot \
                       --duration 0.2 --repeat 5
 # Self-tuning: the Zipf workload (every counter, PAYGO auto and hinted),
 # the phases (2 threads: the hot block's promotion and demotion per phase)
@@ -88,9 +89,14 @@ EVAL_QUERY_MISSES_ARGS := --counters atomic,paygo --workloads drop-under-misses 
                           --file-size 128M --drops 10 --repeat 1
 EVAL_QUERY_ZIPF_ARGS := --counters all --workloads drop --after DRBZ --hint auto,hot \
                         --file-size 64M --zipf-seconds 0.2 --repeat 3
+# A RocksDB database (200,000 keys of 16 + 100 bytes, ~23 MB, all of it in a
+# 64 MiB block cache: the defaults) read at random through each block cache,
+# over every key and over 16 keys (one data block every thread shares).
+EVAL_ROCKSDB_ARGS := --caches all --hot-keys 0,16 --duration 0.2 --repeat 3
 BENCH_ARGS ?=
 COUNTING_ARGS ?=
 QUERY_ARGS ?=
+ROCKSDB_ARGS ?=
 
 # $(call banner,text): a visible stage header.
 banner = printf '\n==================== %s ====================\n' "$(1)"
@@ -100,7 +106,7 @@ banner = printf '\n==================== %s ====================\n' "$(1)"
         $(addprefix build-,$(PRESETS)) test-summary test-fuzz test-mutants kernel-test
 
 help:
-	@echo "make eval          build (release), run micro/counting/query + plots into results/<time>/"
+	@echo "make eval          build (release), run micro/counting/query/rocksdb + plots into results/<time>/"
 	@echo "make test          format check, release/asan/tsan builds and tests, fuzz, mutants, consumer"
 	@echo "make deps          install the Debian packages ($(DEB_PACKAGES))"
 	@echo "make build         configure and build the release preset"
@@ -303,11 +309,12 @@ eval: bench-build
 	$(call experiment,query,$(EVAL_QUERY_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
 	$(call experiment_as,query-zipf,query,$(EVAL_QUERY_ZIPF_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
 	$(call experiment_as,query-misses,query,$(EVAL_QUERY_MISSES_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
+	$(call experiment,rocksdb,$(EVAL_ROCKSDB_ARGS) --threads 1-$$n $(ROCKSDB_ARGS))
 	@$(call banner,plots)
 	tools/plot -o $(RESULTS_DIR) $(RESULTS_DIR)/micro.json $(RESULTS_DIR)/counting.json \
 	  $(RESULTS_DIR)/counting-zipf.json $(RESULTS_DIR)/counting-phase.json \
 	  $(RESULTS_DIR)/counting-rrnd.json $(RESULTS_DIR)/query.json $(RESULTS_DIR)/query-zipf.json \
-	  $(RESULTS_DIR)/query-misses.json
+	  $(RESULTS_DIR)/query-misses.json $(RESULTS_DIR)/rocksdb.json
 	@secs=$$(( $$(date +%s) - $$(cat $(RESULTS_DIR)/.start) )); rm -f $(RESULTS_DIR)/.start; \
 	  echo "benchmarks took $$secs s (build not included)" | tee -a $(RESULTS_DIR)/summary.txt; \
 	  if grep -q '^WARNING' $(RESULTS_DIR)/summary.txt; then \

@@ -19,5 +19,7 @@ Subcommand add_micro_command(CLI::App& app);
 Subcommand add_counting_command(CLI::App& app);
 /// `query`: the time to drop a cached file vs its hot fraction.
 Subcommand add_query_command(CLI::App& app);
+/// `rocksdb`: a RocksDB database's readrandom through each block cache.
+Subcommand add_rocksdb_command(CLI::App& app);
 
 }  // namespace paygo::bench

@@ -235,6 +235,7 @@ nlohmann::json to_json(const Result& r) {
   j["misses"] = or_null(r.misses_per_s);
   j["evictions"] = or_null(r.evictions_per_s);
   j["readers_during_drop"] = or_null(r.readers_during_drop);
+  j["hot_keys"] = or_null(r.hot_keys);
   return j;
 }
 
@@ -280,7 +281,9 @@ constexpr std::array kColumns = {
     "hint", "after", "promotions", "demotions", "distributed_pages", "promoted_pages",
     "first_promotion_s", "promoted_read_share",
     // the cache's sizes and rates (counting); query drop-under-misses
-    "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop"};
+    "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop",
+    // rocksdb
+    "hot_keys"};
 
 std::string csv_header() {
   return fmt::format("{}", fmt::join(kColumns, ","));
@@ -466,7 +469,7 @@ void print_tables(const std::vector<Result>& results) {
     const bool has_hint = std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->hint; });
     auto extra = [&](const Result* r) {
       std::string s;
-      if (has_io) s += fmt::format("{:<12} ", r == nullptr ? "io" : r->io.value_or("-"));
+      if (has_io) s += fmt::format("{:<13} ", r == nullptr ? "io" : r->io.value_or("-"));
       if (has_hint) s += fmt::format("{:<8} ", r == nullptr ? "hint" : r->hint.value_or("-"));
       if (has_pct) {
         s += fmt::format("{:>6} ", r == nullptr         ? "dist%"

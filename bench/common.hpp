@@ -269,7 +269,7 @@ nlohmann::json or_null(const std::optional<T>& v) {
 
 /// One measured point; the fields are the JSON/CSV schema (bench/README.md).
 struct Result {
-  std::string experiment;  // the subcommand: "micro", "counting", "query"
+  std::string experiment;  // the subcommand: "micro", "counting", "query", "rocksdb"
   std::string workload;
   std::string counter;
   std::optional<std::string> io;  // null where the experiment has no I/O mode
@@ -297,6 +297,9 @@ struct Result {
   // query drop-under-misses: the missing readers' throughput while each
   // drop ran over their throughput just before it (median over the drops).
   std::optional<double> readers_during_drop = std::nullopt;
+  // rocksdb: the keys the reads are restricted to (0: every key); null for
+  // the other experiments.
+  std::optional<std::uint64_t> hot_keys = std::nullopt;
 };
 
 /// What the page cache says about self-tuning after one repeat; folded

@@ -25,7 +25,9 @@
 //             once, advised Hot (they honour it through set_distributed).
 // --io pread: through the OS page cache (Linux's own atomic page count);
 //             the counter column says `kernel`.
-// --io rocksdb-lru, rocksdb-hcc: RocksDB's LRUCache / HyperClockCache
+// --io rocksdb-lru, rocksdb-hcc, rocksdb-paygo: RocksDB's LRUCache /
+//             HyperClockCache / PAYGO's rocksdb::Cache (paygo::rocksdb::
+//             NewPaygoCache; bench/rocksdb_caches.hpp makes all three)
 //             holding the 4 KiB blocks (key: file id + block, 16 bytes);
 //             a read is Lookup + memcpy 4 KiB + Release; the counter column
 //             is the cache's name. The virtual calls are RocksDB's own API.
@@ -57,6 +59,8 @@
 #include "common.hpp"
 #include "paygo/cache/page_cache.hpp"
 #include "paygo/paygo_counter.hpp"
+#include "rng.hpp"
+#include "rocksdb_caches.hpp"
 #include "workfiles.hpp"
 #include "zipf.hpp"
 
@@ -67,7 +71,8 @@ constexpr std::size_t kBlock = 4096;
 const std::vector<std::string> kWorkloads = {"DRBL", "DRBM", "DRBH", "DRBZ", "PHASE", "RRND"};
 const std::vector<std::string> kHints = {"auto", "hot", "central"};
 
-const std::vector<std::string> kIoModes = {"cache", "pread", "rocksdb-lru", "rocksdb-hcc"};
+const std::vector<std::string> kIoModes = {"cache", "pread", "rocksdb-lru", "rocksdb-hcc",
+                                           "rocksdb-paygo"};
 constexpr unsigned kReadsPerCheck = 16;
 /// RocksDB caches get a realistic block-cache size (so their default
 /// sharding applies: 2^6 shards of 1 MiB), far more than the blocks read
@@ -83,23 +88,6 @@ constexpr std::uint64_t kDrbzFile = std::uint64_t{64} << 20;
 /// reader pins one page at a time; a cache of a few frames only measures
 /// ENOBUFS).
 constexpr std::uint64_t kMinCachePages = 16;
-
-/// RRND's per-thread generator (splitmix64): no shared state, seeded by
-/// (repeat, thread) so every point of a round reads the same blocks.
-struct Rng {
-  std::uint64_t s;
-  Rng(unsigned repeat, unsigned thread)
-      : s(0x5eedf00d2024ULL ^ (std::uint64_t{repeat} << 32) ^ std::uint64_t{thread}) {}
-  std::uint64_t next() noexcept {
-    std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  /// Uniform in [0, n) for n <= 2^32 (multiply-shift of 32 random bits;
-  /// the bias, at most n / 2^32, is far below the noise).
-  std::uint64_t below(std::uint64_t n) noexcept { return ((next() >> 32) * n) >> 32; }
-};
 
 /// Tells the compiler the bytes at `p` are used, so the copy into a buffer
 /// nobody reads is not optimized away.
@@ -442,27 +430,21 @@ struct BlockKey {
     std::memcpy(bytes.data(), &file, sizeof file);
     std::memcpy(bytes.data() + sizeof file, &block, sizeof block);
   }
-  rocksdb::Slice slice() const { return {bytes.data(), bytes.size()}; }
+  ::rocksdb::Slice slice() const { return {bytes.data(), bytes.size()}; }
 };
-
-std::shared_ptr<rocksdb::Cache> make_rocksdb_cache(const std::string& io, std::size_t capacity) {
-  if (io == "rocksdb-lru") return rocksdb::NewLRUCache(capacity);
-  // The entries are all 4 KiB blocks: the estimate is exact.
-  return rocksdb::HyperClockCacheOptions(capacity, kBlock).MakeSharedCache();
-}
 
 /// Reads `block` of `fd` into `buf` and inserts a copy under `key` (the
 /// cache owns the copy): a block-cache fill.
-void rocksdb_fill(rocksdb::Cache& c, const std::string& io, const BlockKey& key, int fd,
+void rocksdb_fill(::rocksdb::Cache& c, const std::string& io, const BlockKey& key, int fd,
                   std::uint64_t block, char* buf) {
   const ssize_t got = ::pread(fd, buf, kBlock, static_cast<off_t>(block * kBlock));
   if (got != static_cast<ssize_t>(kBlock)) [[unlikely]]
     throw PointFailed("reading a block to insert failed");
   auto data = std::make_unique<char[]>(kBlock);
   std::memcpy(data.get(), buf, kBlock);
-  const rocksdb::Status st =
+  const ::rocksdb::Status st =
       c.Insert(key.slice(), data.get(), kBlock,
-               [](const rocksdb::Slice&, void* value) { delete[] static_cast<char*>(value); });
+               [](const ::rocksdb::Slice&, void* value) { delete[] static_cast<char*>(value); });
   if (!st.ok()) throw PointFailed(fmt::format("{} Insert: {}", io, st.ToString()));
   static_cast<void>(data.release());  // the cache owns it now (the deleter frees it)
 }
@@ -478,10 +460,10 @@ CacheRun rocksdb_once(const std::string& io, const Files& files, const std::stri
                       unsigned threads, double seconds, std::uint64_t cache_bytes,
                       unsigned repeat) {
   const bool rrnd = workload == "RRND";
-  const std::shared_ptr<rocksdb::Cache> cache =
-      make_rocksdb_cache(io, static_cast<std::size_t>(cache_bytes));
-  if (!cache) throw PointFailed(fmt::format("{}: no cache made", io));
-  rocksdb::Cache& c = *cache;
+  // The entries are all 4 KiB blocks: HyperClockCache's estimate is exact.
+  const std::shared_ptr<::rocksdb::Cache> cache =
+      make_rocksdb_cache(io, static_cast<std::size_t>(cache_bytes), kBlock);
+  ::rocksdb::Cache& c = *cache;
   std::vector<BlockKey> keys;
   keys.reserve(threads);
   std::vector<int> fds(threads, -1);
@@ -515,7 +497,7 @@ CacheRun rocksdb_once(const std::string& io, const Files& files, const std::stri
       threads, seconds,
       [&](unsigned i) {
         if (rrnd) return;  // the first read may miss: nothing to warm
-        rocksdb::Cache::Handle* h = c.Lookup(keys[i].slice());
+        ::rocksdb::Cache::Handle* h = c.Lookup(keys[i].slice());
         if (h == nullptr) throw PointFailed(fmt::format("{}: warm-up lookup missed", io));
         c.Release(h);
       },
@@ -528,7 +510,7 @@ CacheRun rocksdb_once(const std::string& io, const Files& files, const std::stri
           const std::uint64_t n = reads_until(stop, [&] {
             const std::uint64_t b = rng.below(nblocks);
             const BlockKey key(file_id, b);
-            if (rocksdb::Cache::Handle* h = c.Lookup(key.slice()); h != nullptr) {
+            if (::rocksdb::Cache::Handle* h = c.Lookup(key.slice()); h != nullptr) {
               std::memcpy(buf, c.Value(h), kBlock);
               c.Release(h);
             } else {  // a miss: pread into buf, insert a copy
@@ -540,9 +522,9 @@ CacheRun rocksdb_once(const std::string& io, const Files& files, const std::stri
           misses[i].value = missed;  // read after the joins
           return n;
         }
-        const rocksdb::Slice key = keys[i].slice();
+        const ::rocksdb::Slice key = keys[i].slice();
         return reads_until(stop, [&] {
-          rocksdb::Cache::Handle* h = c.Lookup(key);
+          ::rocksdb::Cache::Handle* h = c.Lookup(key);
           if (h == nullptr) [[unlikely]]
             throw PointFailed("a RocksDB lookup missed");
           std::memcpy(buf, c.Value(h), kBlock);
@@ -884,10 +866,12 @@ Subcommand add_counting_command(CLI::App& app) {
       "         section), central (advised Central); the other counters run once, advised\n"
       "         Hot (hint column 'hot')\n"
       "  pread  the OS page cache through pread(2); the counter column is 'kernel'\n"
-      "  rocksdb-lru, rocksdb-hcc  RocksDB's LRUCache / HyperClockCache (64 MiB or\n"
-      "         --cache-size, default shards) holding the 4 KiB blocks, key = file id +\n"
-      "         block; a read is Lookup + memcpy 4 KiB + Release (RRND: a miss is pread +\n"
-      "         Insert); the counter column is the cache's name (not DRBZ, PHASE)\n"
+      "  rocksdb-lru, rocksdb-hcc, rocksdb-paygo  RocksDB's LRUCache / HyperClockCache /\n"
+      "         PAYGO's rocksdb::Cache (paygo::rocksdb::NewPaygoCache: pins are PAYGO gets\n"
+      "         and puts) (64 MiB or --cache-size, default shards) holding the 4 KiB blocks,\n"
+      "         key = file id + block; a read is Lookup + memcpy 4 KiB + Release (RRND: a\n"
+      "         miss is pread + Insert); the counter column is the cache's name (not DRBZ,\n"
+      "         PHASE)\n"
       "Threads are pinned round-robin to the usable CPUs, warmed up (one untimed read each),\n"
       "started together and stopped by a flag after --duration seconds; result: reads/s\n"
       "summed over threads. Each point runs --repeat times (a fresh cache each time); the\n"

@@ -3,6 +3,7 @@
 //   paygo-bench micro      the counters alone (bench/micro.cpp)
 //   paygo-bench counting   fxmark DRBL/DRBM/DRBH over the page cache (bench/counting.cpp)
 //   paygo-bench query      drop time vs the hot fraction (bench/query.cpp)
+//   paygo-bench rocksdb    a RocksDB database's readrandom per block cache (bench/rocksdb.cpp)
 //   paygo-bench counters   the names of the counters it was built with
 //   paygo-bench machine    the machine block of the JSON files, alone
 //
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   commands.push_back(add_micro_command(app));
   commands.push_back(add_counting_command(app));
   commands.push_back(add_query_command(app));
+  commands.push_back(add_rocksdb_command(app));
 
   CLI::App* list = app.add_subcommand("counters", "Print the counter names, one per line");
   commands.push_back({list, [] {

@@ -29,6 +29,7 @@ ScratchDir::ScratchDir(const std::string& parent) {
 }
 
 ScratchDir::~ScratchDir() {
+  if (keep_) return;
   std::error_code ec;
   fs::remove_all(path_, ec);
 }

@@ -9,7 +9,8 @@
 namespace paygo::bench {
 
 /// A fresh directory under `parent` (or $TMPDIR, or /tmp), removed with its
-/// contents on destruction. Throws UsageError if it cannot be made.
+/// contents on destruction unless keep() was called. Throws UsageError if it
+/// cannot be made.
 class ScratchDir {
  public:
   explicit ScratchDir(const std::string& parent);
@@ -20,9 +21,12 @@ class ScratchDir {
   /// to `name` and returns its path. Throws std::runtime_error on I/O errors.
   std::string make_file(const std::string& name, std::uint64_t size) const;
   const std::filesystem::path& path() const { return path_; }
+  /// Leaves the directory and its contents in place on destruction.
+  void keep() { keep_ = true; }
 
  private:
   std::filesystem::path path_;
+  bool keep_ = false;
 };
 
 }  // namespace paygo::bench

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench_cli_test.sh BENCH — smoke test of `paygo-bench micro`: runs it on tiny
 # settings, checks the JSON schema (the ten fields plus the self-tuning ones
-# and the cache's sizes and rates, all null for micro) and the CSV columns, that every requested point is
-# there with positive values, that bad arguments exit non-zero with a
-# message, and that `counting --help` / `query --help` list their flags.
+# and the cache's sizes and rates and rocksdb's hot_keys, all null for micro) and the CSV columns,
+# that every requested point is there with positive values, that bad arguments exit non-zero
+# with a message, and that `counting --help` / `query --help` / `rocksdb --help` list their
+# flags.
 set -euo pipefail
 
 bench=${1:?usage: bench_cli_test.sh PATH/TO/paygo-bench}
@@ -98,6 +99,12 @@ check_help() {
 check_help counting --workload --hint --file-size --cache-size --phases --phase-seconds DRBZ PHASE \
   RRND auto central
 check_help query --after --hint --zipf-seconds --distributed DRBZ
+check_help counting rocksdb-lru rocksdb-hcc rocksdb-paygo NewPaygoCache
+check_help rocksdb --keys --value-size --cache-size --caches --hot-keys --threads --duration \
+  --repeat --dir --keep --json --csv readrandom NewLRUCache HyperClockCacheOptions NewPaygoCache \
+  cache_index_and_filter_blocks Bloom
+"$bench" --help >"$tmp/help" 2>&1 || fail "'paygo-bench --help' exited non-zero"
+grep -q '^  rocksdb ' "$tmp/help" || fail "paygo-bench --help does not list the rocksdb subcommand"
 
 echo "== bad arguments"
 # Each case is run after valid tiny settings (a repeated option takes the

@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# bench_experiments_test.sh BENCH PLOT — smoke test of `paygo-bench counting`
-# and `paygo-bench query` and of tools/plot:
+# bench_experiments_test.sh BENCH PLOT — smoke test of `paygo-bench counting`,
+# `paygo-bench query` and `paygo-bench rocksdb` and of tools/plot:
 #   * bad arguments (old and self-tuning flags: --hint, --after, --phases,
-#     --phase-seconds, --file-size, --zipf-seconds) exit 2 with a message;
+#     --phase-seconds, --file-size, --zipf-seconds; rocksdb's --caches,
+#     --hot-keys, --keys, --value-size, --cache-size) exit 2 with a message;
 #   * tiny runs: counting with every io over DRBL/DRBM/DRBH; counting DRBZ
 #     and PHASE with every hint; counting RRND with every io (a small
 #     --cache-size, and the default sizes), DRBZ and RRND over a cache
 #     smaller than their file; query with both workloads; query --after
-#     DRBZ. Each writes JSON whose rows have the ten result fields plus the
-#     self-tuning ones and the cache's sizes and rates (null where they do
-#     not apply), every requested point, positive values, and CSV with the
-#     documented columns, equal to the JSON;
+#     DRBZ; rocksdb with every cache, all keys and 16 hot keys, 1 and 2
+#     threads, over a 2,000-key database. Each writes JSON whose rows have
+#     the ten result fields plus the self-tuning ones, the cache's sizes and
+#     rates and hot_keys (null where they do not apply), every requested
+#     point, positive values, and CSV with the documented columns, equal to
+#     the JSON;
+#   * rocksdb: its config (the database's size, each cache's metadata), its
+#     scratch directory removed (and kept with --keep);
 #   * DRBZ and PHASE rows have sensible self-tuning values (a phases array
 #     of --phases entries per repeat, PAYGO's DRBZ promoted_read_share);
 #   * cache_bytes / file_bytes are the sizes asked for (or the defaults),
 #     null cache_bytes for pread; hits/misses/evictions per second are null
 #     for pread, add up to the reads for the caches, and RRND and the small
 #     DRBZ miss;
-#   * the ratios printed on stdout (/noop, /atomic, /pread, /hot) and the
-#     promo/dist columns equal those of the medians in the JSON;
+#   * the ratios printed on stdout (/noop, /atomic, /pread, /hot; rocksdb:
+#     /hcc, /lru) and the promo/dist columns equal those of the medians in
+#     the JSON;
 #   * tools/plot turns the JSON into the expected PNG files (also JSON
 #     without the self-tuning fields, and rows with fields it does not know),
 #     and refuses a non-bench file.
@@ -41,6 +47,7 @@ expect_usage_error() {
   case $cmd in
   counting) base=(--duration 0.01 --repeat 1 --threads 1 --workload DRBH --io pread) ;;
   query) base=(--file-size 64K --distributed 0 --touch-threads 1 --repeat 1 --counters noop) ;;
+  rocksdb) base=(--keys 100 --duration 0.01 --repeat 1 --threads 1 --caches lru) ;;
   esac
   # Scratch files under $tmp: removed by the trap even if a run is killed.
   base+=(--dir "$tmp")
@@ -112,9 +119,30 @@ expect_usage_error query --after DRBZ --zipf-seconds 0
 expect_usage_error query --after DRBZ --zipf-seconds nan
 expect_usage_error query --workloads drop-under-misses --drops 0
 expect_usage_error query --workloads drop-under-misses --after DRBZ
+expect_usage_error rocksdb --caches no-such-cache
+expect_usage_error rocksdb --caches rocksdb-lru
+expect_usage_error rocksdb --caches lru,lru
+expect_usage_error rocksdb --caches ""
+expect_usage_error rocksdb --caches all,lru
+expect_usage_error rocksdb --hot-keys 101
+expect_usage_error rocksdb --hot-keys 16,16
+expect_usage_error rocksdb --hot-keys x
+expect_usage_error rocksdb --hot-keys -1
+expect_usage_error rocksdb --keys 0
+expect_usage_error rocksdb --keys 1000000001
+expect_usage_error rocksdb --value-size 0
+expect_usage_error rocksdb --value-size 2M
+expect_usage_error rocksdb --cache-size 0
+expect_usage_error rocksdb --cache-size lots
+expect_usage_error rocksdb --cache-size 99999999999G
+expect_usage_error rocksdb --threads 0
+expect_usage_error rocksdb --duration 0
+expect_usage_error rocksdb --repeat 0
+expect_usage_error rocksdb --json "$tmp/no-such-dir/x.json"
+expect_usage_error rocksdb --dir "$tmp/no-such-dir"
 
 echo "== counting: every io, all counters: ${counters[*]}"
-ios=cache,pread,rocksdb-lru,rocksdb-hcc
+ios=cache,pread,rocksdb-lru,rocksdb-hcc,rocksdb-paygo
 timeout 120 "$bench" counting --io "$ios" --duration 0.02 --repeat 1 --threads 1,2 --dir "$tmp" \
   --json "$tmp/counting.json" --csv "$tmp/counting.csv" >"$tmp/counting.out" 2>"$tmp/counting.err" ||
   { cat "$tmp/counting.err" >&2; fail "paygo-bench counting exited non-zero"; }
@@ -162,7 +190,27 @@ timeout 120 "$bench" query --workloads drop-under-misses --file-size 256K --touc
   --json "$tmp/misses.json" --csv "$tmp/misses.csv" >"$tmp/misses.out" 2>"$tmp/misses.err" ||
   { cat "$tmp/misses.err" >&2; fail "paygo-bench query drop-under-misses exited non-zero"; }
 
-for name in counting tuning rrnd rrnd-default small query after misses; do
+echo "== rocksdb: every cache, all keys and 16 hot keys, 2,000 keys"
+mkdir "$tmp/db-scratch"
+timeout 120 "$bench" rocksdb --keys 2000 --caches all --hot-keys 0,16 --threads 1,2 \
+  --duration 0.02 --repeat 2 --dir "$tmp/db-scratch" \
+  --json "$tmp/rocksdb.json" --csv "$tmp/rocksdb.csv" >"$tmp/rocksdb.out" 2>"$tmp/rocksdb.err" ||
+  { cat "$tmp/rocksdb.err" >&2; fail "paygo-bench rocksdb exited non-zero"; }
+[[ -z $(ls -A "$tmp/db-scratch") ]] || fail "rocksdb left its scratch directory: $(ls -A "$tmp/db-scratch")"
+grep -q '^rocksdb: block-cache metadata' "$tmp/rocksdb.out" || fail "rocksdb printed no metadata"
+echo "ok: rocksdb removed its scratch directory"
+
+echo "== rocksdb --keep"
+mkdir "$tmp/db-keep"
+timeout 60 "$bench" rocksdb --keys 100 --value-size 10 --caches paygo --threads 1 --duration 0.01 \
+  --repeat 1 --dir "$tmp/db-keep" --keep >"$tmp/keep.out" 2>"$tmp/keep.err" ||
+  { cat "$tmp/keep.err" >&2; fail "paygo-bench rocksdb --keep exited non-zero"; }
+kept=$(sed -n 's/^rocksdb: kept the database in //p' "$tmp/keep.err")
+[[ -n $kept && $kept == "$tmp/db-keep/"* && -s $kept/CURRENT ]] ||
+  fail "rocksdb --keep: no database kept (stderr: $(cat "$tmp/keep.err"))"
+echo "ok: rocksdb --keep kept $kept"
+
+for name in counting tuning rrnd rrnd-default small query after misses rocksdb; do
   check_csv "$tmp/$name.json" "$tmp/$name.csv"
 done
 
@@ -210,6 +258,16 @@ def load(name, experiment):
 def check_tuning(name, r):
     """The self-tuning fields: which rows have which, and their ranges."""
     where = f"{name}: {r['workload']} {r['counter']} io={r['io']} threads={r['threads']}"
+    if r["experiment"] == "rocksdb":
+        # The cache's capacity, the database's size and the hot keys; nothing else.
+        for k in COLUMNS[10:] + ["phases"]:
+            if k not in ("cache_bytes", "file_bytes", "hot_keys"):
+                check(r[k] is None, f"{where}: {k} is {r[k]!r}, want null (rocksdb)")
+        for k in ("cache_bytes", "file_bytes", "hot_keys"):
+            check(isinstance(r[k], int) and not isinstance(r[k], bool) and r[k] >= 0,
+                  f"{where}: {k} {r[k]!r}, want an int")
+        return
+    check(r["hot_keys"] is None, f"{where}: hot_keys {r['hot_keys']!r} outside rocksdb")
     if r["experiment"] == "query" and r["workload"] == "drop-under-misses":
         # Automatic counting, the readers' ratio; nothing else.
         for k in COLUMNS[10:] + ["phases"]:
@@ -321,7 +379,8 @@ for w in ("DRBL", "DRBM", "DRBH"):
     for t in (1, 2):
         want |= {(w, t, c, "cache", h) for c in counters for h in hints_of(c, ["auto"])}
         want |= {(w, t, "kernel", "pread", None), (w, t, "rocksdb-lru", "rocksdb-lru", None),
-                 (w, t, "rocksdb-hcc", "rocksdb-hcc", None)}
+                 (w, t, "rocksdb-hcc", "rocksdb-hcc", None),
+                 (w, t, "rocksdb-paygo", "rocksdb-paygo", None)}
 check(set(got) == want, f"counting points: missing {sorted(want - set(got), key=str)}, "
                         f"unexpected {sorted(set(got) - want, key=str)}")
 
@@ -392,7 +451,8 @@ for t in (1, 2):
     want |= {("RRND", t, c, "cache", h) for c in ("atomic", "paygo")
              for h in hints_of(c, ["auto", "hot"])}
     want |= {("RRND", t, "kernel", "pread", None), ("RRND", t, "rocksdb-lru", "rocksdb-lru", None),
-             ("RRND", t, "rocksdb-hcc", "rocksdb-hcc", None)}
+             ("RRND", t, "rocksdb-hcc", "rocksdb-hcc", None),
+             ("RRND", t, "rocksdb-paygo", "rocksdb-paygo", None)}
 check(set(got) == want, f"rrnd points: missing {sorted(want - set(got), key=str)}, "
                         f"unexpected {sorted(set(got) - want, key=str)}")
 for r in rrnd:
@@ -474,6 +534,66 @@ got = points(misses, ("workload", "threads", "counter"))
 want = {("drop-under-misses", t, c) for t in (1, 2) for c in ("atomic", "paygo")}
 check(set(got) == want, f"misses points: missing {sorted(want - set(got))}, "
                         f"unexpected {sorted(set(got) - want)}")
+
+# ---- rocksdb: every (hot keys, threads, cache), the database's size, the metadata ----
+ROCKS = ["rocksdb-lru", "rocksdb-hcc", "rocksdb-paygo"]
+kconf, rocks = load("rocksdb", "rocksdb")
+check(kconf.get("keys") == 2000 and kconf.get("key_bytes") == 16 and kconf.get("value_bytes") == 100
+      and kconf.get("caches") == ROCKS and kconf.get("hot_keys") == [0, 16]
+      and kconf.get("threads") == [1, 2] and kconf.get("repeat") == 2
+      and kconf.get("cache_size_bytes") == 64 << 20, f"rocksdb: config {kconf}")
+db_bytes = kconf.get("db_bytes")
+check(isinstance(db_bytes, int) and 2000 * 116 <= db_bytes < 2000 * 116 * 2,
+      f"rocksdb: db_bytes {db_bytes!r} for 2,000 keys of 16 + 100 bytes")
+meta = kconf.get("metadata")
+check(isinstance(meta, dict) and sorted(meta) == sorted(ROCKS), f"rocksdb: metadata {meta!r}")
+for c, m in meta.items():
+    check(isinstance(m, dict) and set(m) == {"bytes_per_entry", "entries", "how"}
+          and isinstance(m["how"], str) and m["how"], f"rocksdb: metadata of {c}: {m!r}")
+    # The whole database is in the cache: its data blocks, index and filter.
+    check(isinstance(m["entries"], int) and m["entries"] >= 3, f"rocksdb: {c} entries {m!r}")
+    b = m["bytes_per_entry"]
+    check(is_num(b) and 0 < b < 1 << 20, f"rocksdb: {c} bytes_per_entry {b!r}")
+for r in rocks:
+    where = f"rocksdb: {r['counter']} hot_keys={r['hot_keys']} threads={r['threads']}"
+    check(r["workload"] == "readrandom" and r["unit"] == "ops/s" and r["io"] == r["counter"]
+          and r["distributed_pct"] is None, f"{where}: row {r}")
+    check(r["cache_bytes"] == 64 << 20 and r["file_bytes"] == db_bytes, f"{where}: sizes {r}")
+got = points(rocks, ("workload", "hot_keys", "threads", "counter", "io"))
+want = {("readrandom", k, t, c, c) for k in (0, 16) for t in (1, 2) for c in ROCKS}
+check(set(got) == want, f"rocksdb points: missing {sorted(want - set(got))}, "
+                        f"unexpected {sorted(set(got) - want)}")
+
+
+def check_rocksdb_table(name, results):
+    """The rocksdb table: one line per row; /hcc and /lru the medians' ratios."""
+    with open(f"{tmp}/{name}.out") as f:
+        lines = f.read().split("\n")
+    start = [i for i, l in enumerate(lines) if l.startswith("rocksdb / readrandom  (unit ops/s")]
+    check(len(start) == 1, f"{name}: {len(start)} rocksdb tables printed, want 1")
+    header = lines[start[0] + 1].split()
+    check(header == ["hot_keys", "threads", "cache", "median", "min", "max", "/hcc", "/lru"],
+          f"{name}: header {header}")
+    printed = {}
+    for l in lines[start[0] + 2:]:
+        if not l.strip():
+            break
+        tok = l.split()
+        key = (0 if tok[0] == "all" else int(tok[0]), int(tok[1]), tok[2])
+        check(key not in printed, f"{name}: row printed twice: {key}")
+        printed[key] = tok[-2:]
+    check(len(printed) == len(results), f"{name}: {len(printed)} rows printed, "
+                                        f"{len(results)} in the JSON")
+    compared = 0
+    for r in results:
+        key = (r["hot_keys"], r["threads"], r["counter"])
+        check(key in printed, f"{name}: no printed row for {key}")
+        for text, base in zip(printed[key], ("rocksdb-hcc", "rocksdb-lru")):
+            b = [x for x in results if x["counter"] == base and x["hot_keys"] == r["hot_keys"]
+                 and x["threads"] == r["threads"]]
+            compared += check_ratio(name, key, f"/{base}", text, b[0] if b else None, r)
+    return compared
+
 
 # ---- the printed ratios are the ratios of the JSON medians ----
 def baseline(results, r, name):
@@ -599,11 +719,14 @@ n = check_tables("counting", counting)
 check(n >= len(counting) * 3 - len(counting), f"counting: only {n} ratios compared")
 m = check_tables("query", query) + check_tables("tuning", tuning) + check_tables("after", after)
 m += check_tables("rrnd", rrnd) + check_tables("small", small)
+k = check_rocksdb_table("rocksdb", rocks)
+check(k == len(rocks) * 2, f"rocksdb: {k} ratios compared, want {len(rocks) * 2}")
+m += k
 p = check_phase_table("tuning", tuning)
 print(f"ok: counting {len(counting)} points, DRBZ/PHASE {len(tuning)} points ({p} phases), "
       f"RRND {len(rrnd)} + {len(rdef)} points, DRBZ/RRND small cache {len(small)} points, "
       f"query {len(query)} points, query --after {len(after)} points, "
-      f"{n + m} printed ratios match the medians")
+      f"rocksdb {len(rocks)} points, {n + m} printed ratios match the medians")
 PY
 
 echo "== tools/plot"
@@ -626,12 +749,13 @@ expect_pngs() {
   echo "ok: $made PNG files: $*"
 }
 "$plot" -o "$tmp/png" "$tmp/counting.json" "$tmp/tuning.json" "$tmp/rrnd.json" "$tmp/query.json" \
-  "$tmp/after.json" "$tmp/misses.json" >"$tmp/plot.out" 2>&1 ||
+  "$tmp/after.json" "$tmp/misses.json" "$tmp/rocksdb.json" >"$tmp/plot.out" 2>&1 ||
   { cat "$tmp/plot.out" >&2; fail "tools/plot exited non-zero"; }
 expect_pngs "$tmp/png" counting-DRBL counting-DRBM counting-DRBH counting-DRBZ counting-PHASE \
   counting-RRND counting-DRBZ-tuning counting-PHASE-tuning counting-RRND-misses query-threads \
-  query-ratio query-after-DRBZ query-misses
+  query-ratio query-after-DRBZ query-misses rocksdb-readrandom
 "$plot" --help | grep -q 'query-misses.png' || fail "tools/plot --help does not list query-misses"
+"$plot" --help | grep -q 'rocksdb-readrandom.png' || fail "tools/plot --help does not list rocksdb"
 "$plot" --help | grep -q 'counting-RRND-misses.png' || fail "tools/plot --help does not list RRND"
 
 # Files of the first schema (the ten fields only, as docs/data/) still plot,
@@ -679,11 +803,13 @@ for name, w, want in (
                             "paygo (hot)"]),
         ("tuning", "PHASE", ["atomic", "paygo (auto)", "paygo (central)", "paygo (hot)"]),
         ("rrnd", "RRND", ["atomic", "kernel (pread)", "paygo (auto)", "paygo (hot)",
-                          "rocksdb-hcc", "rocksdb-lru"]),
+                          "rocksdb-hcc", "rocksdb-lru", "rocksdb-paygo"]),
         ("counting", "DRBH", sorted(set(counters) - {"paygo"} | {"paygo (auto)", "kernel (pread)",
-                                                                 "rocksdb-lru", "rocksdb-hcc"})),
+                                                                 "rocksdb-lru", "rocksdb-hcc",
+                                                                 "rocksdb-paygo"})),
         ("old-counting", "DRBH", sorted(set(counters) | {"kernel (pread)", "rocksdb-lru",
-                                                         "rocksdb-hcc"}))):
+                                                         "rocksdb-hcc", "rocksdb-paygo"})),
+        ("rocksdb", "readrandom", ["rocksdb-hcc", "rocksdb-lru", "rocksdb-paygo"])):
     got = labels(name, w)
     if got != want:
         sys.exit(f"FAIL: tools/plot series for {name} {w}: {got}, want {want}")

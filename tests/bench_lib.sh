@@ -25,7 +25,7 @@ mapfile -t counters < <("$bench" counters)
 
 export BENCH_COLUMNS="experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit,\
 hint,after,promotions,demotions,distributed_pages,promoted_pages,first_promotion_s,\
-promoted_read_share,cache_bytes,file_bytes,hits,misses,evictions,readers_during_drop"
+promoted_read_share,cache_bytes,file_bytes,hits,misses,evictions,readers_during_drop,hot_keys"
 
 # The header, then one row per result with as many fields and the same values
 # (null is an empty field, strings equal, numbers within 1e-6).
