@@ -185,6 +185,10 @@ class PaygoCache final : public Cache {
   /// full turn found nothing more (mu held).
   void evict(Shard& s, std::size_t need, Freed& out);
   void sweep(Shard& s);
+  /// The put of a release, and the zombie's free if it was the last.
+  bool put_and_check(Entry* e, std::uintptr_t raw);
+  /// Release(h, true), or any release while the shard is over capacity.
+  bool release_and_erase(Shard& s, Entry* e, std::uintptr_t raw);
   void release_zombie(Entry* e, bool& freed);
   void run_deleters(Freed& f);
   void recycle(Shard& s, Freed& f) noexcept;  // onto the free list (mu)
@@ -265,7 +269,9 @@ Handle* PaygoCache::Lookup(const Slice& key, ::rocksdb::Statistics*) {
     if (e->state.load(std::memory_order_acquire) != kVisible ||
         e->hash.load(std::memory_order_relaxed) != h || e->key_len != key.size() ||
         std::memcmp(e->key_data(), key.data(), key.size()) != 0) [[unlikely]] {
-      counter_.put_raw(raw);  // reused for another key under us: look on
+      // Reused for another key, or erased, under us: drop the reference
+      // (if the entry became a zombie, ours may be its last) and look on.
+      put_and_check(e, raw);
       continue;
     }
     if (!e->referenced.load(std::memory_order_relaxed)) {
@@ -282,8 +288,31 @@ bool PaygoCache::Release(Handle* handle, bool erase_if_last_ref) {
   if (handle == nullptr) return false;
   const auto raw = reinterpret_cast<std::uintptr_t>(handle);
   Entry* e = entry_of(handle);
-  if (erase_if_last_ref) {
-    Shard& s = shard_of(e->hash.load(std::memory_order_relaxed));
+  Shard& s = shard_of(e->hash.load(std::memory_order_relaxed));
+  // As LRUCache: over its capacity, a shard frees an entry at its last
+  // release (relaxed: statistics; a stale read only delays that free to
+  // the next insert's eviction).
+  if (erase_if_last_ref || s.usage.load(std::memory_order_relaxed) >
+                               s.capacity.load(std::memory_order_relaxed)) [[unlikely]]
+    return release_and_erase(s, e, raw);
+  return put_and_check(e, raw);
+}
+
+bool PaygoCache::put_and_check(Entry* e, std::uintptr_t raw) {
+  counter_.put_raw(raw);
+  // Pairs with the heavy fence of the eraser's reclaim (Erase(): the state
+  // store, then freeze + heavy fence + scan): either we see the zombie
+  // state, or its scan sees our put. seq_cst: a plain load on x86.
+  light_fence();
+  if (e->state.load(std::memory_order_seq_cst) != kZombie) [[likely]]
+    return false;
+  bool freed = false;
+  release_zombie(e, freed);
+  return freed;
+}
+
+bool PaygoCache::release_and_erase(Shard& s, Entry* e, std::uintptr_t raw) {
+  {
     std::unique_lock lk(s.mu);
     if (e->state.load(std::memory_order_relaxed) == kVisible) {
       // Still ours to decide: nothing can evict, erase or reuse it while we
@@ -302,23 +331,8 @@ bool PaygoCache::Release(Handle* handle, bool erase_if_last_ref) {
       recycle(s, f);
       return true;
     }
-    // A zombie: the path below.
-  } else {
-    counter_.put_raw(raw);
-    // Pairs with the heavy fence of the eraser's reclaim (erase(): state
-    // store, then freeze + heavy fence + scan): either we see the zombie
-    // state, or its scan sees our put. seq_cst: a plain load on x86.
-    light_fence();
-    if (e->state.load(std::memory_order_seq_cst) == kVisible) [[likely]]
-      return false;
-    bool freed = false;
-    release_zombie(e, freed);
-    return freed;
   }
-  counter_.put_raw(raw);
-  bool freed = false;
-  release_zombie(e, freed);
-  return freed;
+  return put_and_check(e, raw);  // a zombie: its last releaser frees it
 }
 
 // Our put is done; if the entry is a zombie, try to free it. Releasers of
