@@ -124,6 +124,7 @@ TEST(PaygoCache, HitsDoNotAllocate) {
       }
       // The other thread's allocations count too: both must be zero.
       during[t] = g_allocations.load() - before;
+      warm.arrive_and_wait();  // neither thread exits (its slot retires) while the other counts
     });
   }
   for (auto& t : ts) t.join();
