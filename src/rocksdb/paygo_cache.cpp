@@ -761,6 +761,9 @@ std::shared_ptr<Cache> NewPaygoCache(const PaygoCacheOptions& options) {
 const void* detail::core_instance_in_library() noexcept {
   return paygo::detail::core_instance();
 }
+const void* detail::thread_tag_in_library() noexcept {
+  return paygo::detail::this_thread_tag();
+}
 
 std::optional<PaygoCacheStats> GetPaygoCacheStats(const Cache& cache) {
   if (const auto* p = dynamic_cast<const PaygoCache*>(&cache)) return p->stats();

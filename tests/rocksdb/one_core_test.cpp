@@ -1,11 +1,12 @@
 // One copy of the core per process: a program that links the page cache
-// (which brings the core, libpaygo.a) and libpaygo_rocksdb.so (which holds
-// a copy of the core too) must run on one set of the core's globals (domain
-// ids, the inline thread caches), or two Domains could get one id and share
-// a thread-cache way. The shared library exports the core's symbols, so the
-// dynamic linker binds its references to the program's copy; this test
-// fails if that ever stops (a -Bsymbolic link, hidden visibility, a core
-// linked PRIVATE with a version script).
+// (which brings the core, libpaygo.a) and libpaygo_rocksdb.so must run on
+// one set of the core's globals: domain ids, and the inline thread caches
+// that the get and put fast paths read. Two copies would let two Domains
+// share an id (and a thread-cache way), and send the library's fast paths
+// to caches the registry never fills. The shared library holds no core of
+// its own (CMakeLists.txt): its references bind to the program's. This test
+// fails if a copy creeps in (the core linked into the .so with -Bsymbolic,
+// or with hidden visibility).
 #include <gtest/gtest.h>
 
 #include <rocksdb/cache.h>
@@ -27,6 +28,11 @@ namespace {
 TEST(OneCore, TheLibraryAndTheProgramShareTheCoresGlobals) {
   EXPECT_EQ(paygo::detail::core_instance(), paygo::rocksdb::detail::core_instance_in_library())
       << "libpaygo_rocksdb.so runs on its own copy of the core";
+  EXPECT_EQ(paygo::detail::this_thread_tag(), paygo::rocksdb::detail::thread_tag_in_library())
+      << "libpaygo_rocksdb.so has thread caches of its own";
+  std::thread([] {
+    EXPECT_EQ(paygo::detail::this_thread_tag(), paygo::rocksdb::detail::thread_tag_in_library());
+  }).join();
 }
 
 // Both caches on the same threads, each with its own PAYGO counter: every

@@ -7,8 +7,9 @@
 //   rocksdb::BlockBasedTableOptions t;
 //   t.block_cache = paygo::rocksdb::NewPaygoCache({.capacity = 1 << 30});
 //
-// Link paygo::rocksdb (shared) or paygo::rocksdb_static (CMake), and
-// RocksDB itself.
+// Link paygo::rocksdb (shared) or paygo::rocksdb_static (CMake): either
+// brings RocksDB and the core (libpaygo.a, linked into the program once;
+// the shared library uses the program's copy).
 //
 // Contract
 // --------
@@ -92,9 +93,11 @@ struct PaygoCacheStats {
 std::optional<PaygoCacheStats> GetPaygoCacheStats(const ::rocksdb::Cache& cache);
 
 namespace detail {
-/// paygo::detail::core_instance() as this library sees it (tests: one copy
-/// of the core per process).
+/// paygo::detail::core_instance() and detail::this_thread_tag() (the
+/// calling thread's cache) as this library sees them (tests: one copy of
+/// the core per process).
 const void* core_instance_in_library() noexcept;
+const void* thread_tag_in_library() noexcept;
 }  // namespace detail
 
 }  // namespace paygo::rocksdb
