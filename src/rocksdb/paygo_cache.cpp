@@ -47,7 +47,10 @@ using Handle = Cache::Handle;
 enum State : std::uint8_t { kFree, kVisible, kZombie, kFreeing };
 constexpr std::size_t kInlineKey = 16;  // RocksDB's block cache keys are 16 bytes
 
-struct Entry {
+/// Two cache lines: the first holds what a Lookup touches (the counter's
+/// object, the hash, the state, the key), the second what the holder reads
+/// next (Value, GetUsage) and what only writers touch.
+struct alignas(64) Entry {
   /// First member: a raw token's object is the entry (entry_of()).
   Paygo::Object ref;
   /// The key hash; atomic because a reader compares it before its get
@@ -66,14 +69,15 @@ struct Entry {
   // new), read by holders: ordered by the get's acquire of the word, which
   // pairs with reset()'s release (or, for a new entry, the table publish).
   std::uint32_t key_len = 0;
-  std::uint32_t clock_pos = 0;  // index in the shard's ring (mutex)
+  char key_inline[kInlineKey];
+  // Second line.
   void* value = nullptr;
   DeleterFn deleter = nullptr;
   std::size_t charge = 0;        // the caller's charge
   std::size_t total_charge = 0;  // charge + metadata (policy)
   char* key_heap = nullptr;      // keys longer than kInlineKey
   std::uint32_t key_heap_cap = 0;
-  char key_inline[kInlineKey];
+  std::uint32_t clock_pos = 0;  // index in the shard's ring (mutex)
   Entry* next_free = nullptr;
 
   const char* key_data() const noexcept { return key_len <= kInlineKey ? key_inline : key_heap; }
@@ -82,6 +86,7 @@ struct Entry {
 };
 static_assert(std::is_standard_layout_v<Entry>);
 static_assert(offsetof(Entry, ref) == 0);
+static_assert(offsetof(Entry, value) == 64, "the Lookup's fields fill the first line");
 
 Entry* entry_of(Handle* h) noexcept {
   return reinterpret_cast<Entry*>(&Paygo::raw_object(reinterpret_cast<std::uintptr_t>(h)));
