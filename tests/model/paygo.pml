@@ -36,6 +36,17 @@
  *              only. Freeze failed: clear_distributed() (DISTRIBUTED only).
  *   Flusher    x86-TSO: drains the oldest entry of any reader's store
  *              buffer, at any time.
+ *   (DUP)      dup_raw() / put_raw() (RocksDB's Cache::Ref(handle)): the
+ *              holder of a token of O takes a second reference through it
+ *              (T0 up to DUPS0 times, on a token it got or one T1 handed
+ *              back; T1 up to DUPS1 times, on its own token or one T0
+ *              handed it); either reference may then be put by its holder
+ *              or handed on. Distributed: anchor +1, light
+ *              fence, word load, back off (anchor -1) and wait while
+ *              FROZEN; central: the central CAS. Every token of O is put
+ *              with put_raw: home (local - 1) only if the caller owns the
+ *              home slot and the entry's local is not 0, else the anchor.
+ *              T1 may hand a token back to T0 (channel mb1), which puts it.
  *
  * Modes: without TUNE, O is distributed for ever (DISTRIBUTED always set,
  * as set_distributed(o, true) pins it). With TUNE, O starts central, as an
@@ -85,8 +96,30 @@
  *   SKIP_MASK_FIRST     broken: the reclaim reads the mask before its
  *                       freeze CAS, and kills without fence or scan when
  *                       that read 0.
+ *   DUP                 dup_raw()/put_raw() (above), with two more ghost
+ *                       checks: a freeze's scan counts at least the live
+ *                       references when it ends, and no reference is born
+ *                       from then until the unfreeze (the freeze contract
+ *                       a frozen query() relies on); an entry's local never
+ *                       goes below 0 (the code's 18-bit count field would
+ *                       borrow from the use bits).
+ *   DUP_NO_FROZEN_CHECK (DUP) broken: dup_raw() returns after the anchor
+ *                       +1, no word load, no back-off.
+ *   PUT_RAW_NO_LOCAL_TEST (DUP) broken: put_raw() puts at home (local - 1)
+ *                       whenever the caller owns the home slot.
+ *   DUP_NO_FENCE        (DUP) broken, beyond x86: dup_raw() without
+ *                       light_fence(), where the word load may pass the
+ *                       relaxed RMW (ARM, POWER; on x86 the lock xadd is a
+ *                       full barrier): the load is done before the anchor
+ *                       +1 reaches memory. Use without MEMBARRIER.
+ *   DUP_PLAIN_PUT       (DUP) broken use: only the tokens a dup made or
+ *                       copied are put with put_raw(); the others with the
+ *                       plain put (home: local - 1 always).
+ *   NO_FREEZE_CONTRACT  (DUP) the freeze-contract checks off (the others
+ *                       stay): with DUP_NO_FROZEN_CHECK, shows that the
+ *                       missing check breaks that contract only.
  * Bounds: BUF (store buffer entries), GETS0, GETS1, GETSX, ATTEMPTS,
- * RESETS, LIMIT (Options::local_limit), PROMOTES, DEMOTES.
+ * RESETS, LIMIT (Options::local_limit), PROMOTES, DEMOTES, DUPS0, DUPS1.
  */
 
 #ifndef BUF
@@ -116,6 +149,12 @@
 #ifndef DEMOTES
 #define DEMOTES 1
 #endif
+#ifndef DUPS0
+#define DUPS0 1
+#endif
+#ifndef DUPS1
+#define DUPS1 1
+#endif
 
 #define NT 2        /* reader threads T0, T1 */
 #define NS 2        /* slots (max_slots) */
@@ -126,6 +165,7 @@
 #define CENTRAL 0   /* token kinds */
 #define DIST 1
 #define XTOK 2      /* a token of X (always distributed) */
+#define DISTD 3     /* DUP_PLAIN_PUT: a distributed token a dup made or copied */
 
 #ifdef SHARED_GROUP
 #define GBIT(s) 1
@@ -180,11 +220,32 @@ bit killed[RESETS + 1];   /* incarnation found dead by a reclaimer */
 byte liveX;               /* live tokens of X */
 bit done0;
 bit done1;
+#ifdef DUP
+/* The freeze contract: from the end of a freeze's scan until its unfreeze
+ * (for ever after a kill), the live references never exceed the count the
+ * scan returned (fb); NOFB while no scanned freeze is held. */
+#define NOFB 100
+byte fb = NOFB;
+#ifndef NO_FREEZE_CONTRACT
+#define FBASSERT assert(live[inc] <= fb)
+#else
+#define FBASSERT skip
+#endif
+#define FBCHK FBASSERT
+#else
+#define FBCHK skip
+#endif
 
 /* Tokens handed from T0 to T1 (migration): {kind, home slot, incarnation}.
  * The hand-off itself is a ghost: it does not drain T0's buffer, which
  * allows strictly more behaviours than any real hand-off. */
+#ifdef DUP
+chan mb = [GETS0 + DUPS0 + GETSX] of { byte, byte, byte };
+/* DUP: tokens handed back from T1 to T0 (one at a time) */
+chan mb1 = [1] of { byte, byte, byte };
+#else
 chan mb = [GETS0 + GETSX] of { byte, byte, byte };
+#endif
 
 /* ---- helpers (only ever used inside d_step / atomic) --------------------- */
 inline flush1(t) {
@@ -255,10 +316,14 @@ inline latest_local(s, r) {
   if :: r == elocal[s] -> vlocal(1, s, r) :: else fi
 }
 
-/* ghost check after every put: the entry's count is never negative */
+/* ghost check after every put: the entry's count is never negative
+ * (DUP: nor its local, the code's unsigned count field) */
 inline check_nonneg(s) {
   latest_local(s, sc);
   assert(sc + eanchor[s] >= 0);
+#ifdef DUP
+  assert(sc >= 0);
+#endif
   sc = 0
 }
 
@@ -350,7 +415,7 @@ g_other:
           ccount++; ok = 1; tkind = CENTRAL; tslot = NOSLOT; tinc = inc;
           printf("@ T%d get: central mode, CAS count=%d\n", me, ccount);
           assert(!killed[tinc]);
-          live[tinc]++
+          live[tinc]++; FBCHK
        :: else -> printf("@ T%d get: central mode, FROZEN: fail\n", me)
        fi
      }
@@ -414,7 +479,7 @@ g_w1:
              /* safety: no get succeeds on a dead incarnation */
              printf("@ T%d get: w1 gen=%d frozen=%d: SUCCESS, token on slot %d\n", me, gen, frozen, slot);
              assert(!killed[tinc]);
-             live[tinc]++
+             live[tinc]++; FBCHK
           fi
         };
         if
@@ -436,7 +501,7 @@ g_central:
              ccount++; ok = 1; tkind = CENTRAL; tslot = NOSLOT; tinc = inc;
              printf("@ T%d get: central CAS, count=%d\n", me, ccount);
              assert(!killed[tinc]);
-             live[tinc]++
+             live[tinc]++; FBCHK
           :: else
           fi
         }
@@ -471,11 +536,37 @@ p_central:
       * make this true, so the load is folded into the put's step) */
      if
      :: owner[hs] == me + 1 ->
+#ifndef DUP
         /* home put: local.store(local.load() - 1) */
 p_home:
         d_step { sb[me].cnt < BUF; vlocal(me, hs, lv); st(me, ALOC(hs), lv - 1);
                  printf("@ T%d put: home, local[%d] := %d (buffered)\n", me, hs, lv - 1); lv = 0;
                  live[g]--; check_nonneg(hs) }
+#else
+        /* put_raw(): local_count(e.local.load()) != 0 -> home put,
+         * local.store(local - 1); else the anchor. The load reads a
+         * location only the caller writes, so test and store are one
+         * step; the anchor branch is the locked fetch_sub of p_anchor
+         * (it drains the buffer: the guard's free entry is not needed
+         * but removes no behaviour, a flush being a step of its own). */
+p_home:
+        d_step { sb[me].cnt < BUF; vlocal(me, hs, lv);
+                 if
+#if defined(PUT_RAW_NO_LOCAL_TEST)
+                 :: true ->                        /* broken: no local test */
+#elif defined(DUP_PLAIN_PUT)
+                 :: lv != 0 || kind == DIST ->     /* DIST: the plain put */
+#else
+                 :: lv != 0 ->
+#endif
+                    st(me, ALOC(hs), lv - 1);
+                    printf("@ T%d put_raw (token kind %d): home, local[%d] := %d (buffered)\n", me, kind, hs, lv - 1)
+                 :: else ->
+                    drain(me); eanchor[hs]--;
+                    printf("@ T%d put_raw: home slot but local 0: anchor[%d] -> %d\n", me, hs, eanchor[hs])
+                 fi;
+                 lv = 0; live[g]--; check_nonneg(hs) }
+#endif
      :: else ->
         /* migration tax: anchor.fetch_sub(1) (locked: drains) */
 p_anchor:
@@ -484,6 +575,75 @@ p_anchor:
      fi
   fi
 }
+
+#ifdef DUP
+/* ---- reader: dup_raw(token), a second reference through a live token ----
+ * The caller holds token {kind, hs, g} of O. Uses the caller's dw. */
+inline dup_tok(kind, hs, g) {
+  if
+  :: kind == CENTRAL ->
+     /* a central get: central_tryget()'s CAS +1, which refuses FROZEN
+      * (waits and retries while frozen; one atomic step, as g_central).
+      * It never waits: a freeze needs a central count of 0 and the
+      * caller's central token is in it. */
+dc_cas:
+     d_step { assert(!frozen); drain(me); ccount++;
+              printf("@ T%d dup: central CAS, count=%d\n", me, ccount);
+              assert(!killed[g]); live[g]++; FBCHK }
+  :: else ->
+     /* distributed: e.anchor.fetch_add(1), light_fence(), w = word.load();
+      * FROZEN -> back off (anchor -1) and wait until unfrozen, retry */
+     do
+     ::
+#if defined(DUP_NO_FENCE)
+        /* broken (not x86): the word load is satisfied before the RMW's
+         * store reaches memory */
+dd_w_early:
+        d_step { dw = frozen; printf("@ T%d dup: word load (early) frozen=%d\n", me, dw) };
+dd_add:
+        d_step { drain(me); eanchor[hs]++;
+                 printf("@ T%d dup: anchor[%d] -> %d\n", me, hs, eanchor[hs]);
+                 if
+                 :: !dw -> assert(!killed[g]); live[g]++; FBCHK;
+                           printf("@ T%d dup: SUCCESS, token on slot %d\n", me, hs)
+                 :: else
+                 fi }
+#else
+        /* fetch_add (locked: drains the buffer, acts on memory) */
+dd_add:
+        d_step { drain(me); eanchor[hs]++;
+                 printf("@ T%d dup: anchor[%d] -> %d\n", me, hs, eanchor[hs]) };
+#if defined(DUP_NO_FROZEN_CHECK)
+        d_step { dw = 0; assert(!killed[g]); live[g]++; FBCHK;
+                 printf("@ T%d dup: BROKEN, no frozen check: token on slot %d\n", me, hs) };
+#else
+        /* light_fence(): seq_cst: mfence, nothing left to drain after the
+         * locked RMW; membarrier: a compiler barrier. Then the word load. */
+dd_w:
+        d_step {
+          if
+          :: frozen -> dw = 1; printf("@ T%d dup: word frozen: back off\n", me)
+          :: else -> dw = 0; assert(!killed[g]); live[g]++; FBCHK;
+                     printf("@ T%d dup: word not frozen: SUCCESS, token on slot %d\n", me, hs)
+          fi };
+#endif
+#endif
+        if
+        :: !dw -> break
+        :: else ->
+           /* back off: anchor.fetch_sub(1, release) */
+dd_back:
+           d_step { drain(me); eanchor[hs]--; dw = 0;
+                    printf("@ T%d dup: back off, anchor[%d] -> %d\n", me, hs, eanchor[hs]) };
+           /* wait until the word is not frozen (the caller's reference
+            * keeps O alive, so the freezer unfreezes) */
+dd_wait:
+           !frozen
+        fi
+     od
+  fi
+}
+#endif
 
 /* ---- T0: reader with slot 0, migrates tokens, reuses its entry, exits ---- */
 proctype T0() {
@@ -494,6 +654,59 @@ proctype T0() {
   short l, lv, av, a2;
   bit hX;  /* holds a token of X */
   byte pk, ps, pg;  /* token being put */
+#ifdef DUP
+  byte npend;       /* references held through token {pk, ps, pg} */
+  byte nd;          /* dups done */
+  bit dw, rcv;      /* dup's word load; the token came back from T1 */
+
+  do
+  :: npend == 0 && (nO < GETS0 || (nX < GETSX && !hX)) ->
+     if
+     :: nO < GETS0 -> nO++; cob = O
+     :: nX < GETSX && !hX -> nX++; cob = X
+     fi;
+     get_any();
+     if
+     :: ok && cob == X ->
+        if
+        :: hX = 1                                 /* keep it, put at home */
+        :: mb!XTOK, slot, 0                       /* migrate to T1 */
+        fi
+     :: ok && cob == O -> pk = tkind; ps = tslot; pg = tinc; npend = 1
+     :: else
+     fi;
+     ok = 0; tkind = 0; tslot = 0; tinc = 0; cob = 0
+  :: npend == 0 && nempty(mb1) ->
+     mb1?pk, ps, pg; npend = 1; rcv = 1           /* a reference T1 handed back */
+  :: npend > 0 ->
+     /* each reference held: dup it (once), put it (put_raw) or hand it to
+      * T1 (not one T1 handed back) */
+     if
+     :: nd < DUPS0 && npend == 1 ->
+        nd++;
+        dup_tok(pk, ps, pg);
+#ifdef DUP_PLAIN_PUT
+        if :: pk == DIST -> pk = DISTD :: else fi;
+#endif
+        npend = 2
+     :: npend--; put_tok(pk, ps, pg)
+     :: !rcv -> npend--; mb!pk, ps, pg
+     fi;
+     if :: npend == 0 -> pk = 0; ps = 0; pg = 0; rcv = 0 :: else fi
+  :: npend == 0 && hX ->
+     /* put(X): a home put, local.store(local.load() - 1) */
+x_put:
+     d_step { sb[me].cnt < BUF; vlocal(me, slot, lv); st(me, ALOC(slot), lv - 1); lv = 0;
+              liveX--; hX = 0; check_nonneg(slot) }
+  :: /* thread exit, as below; atomic with the test that T1 has handed
+      * nothing back (T1 hands back only while done0 is clear) */
+t0_exit:
+     atomic { npend == 0 && !hX && empty(mb1) ->
+              drain(me); owner[0] = 0; retired0 = 1; done0 = 1; printf("@ T0 exits: slot 0 retired\n") };
+     break
+  od
+}
+#else
 
   do
   :: nO < GETS0 || (nX < GETSX && !hX) ->
@@ -529,6 +742,7 @@ x_put:
 t0_exit:
   atomic { drain(me); owner[0] = 0; retired0 = 1; done0 = 1; printf("@ T0 exits: slot 0 retired\n") }  /* d_step: no jump target */
 }
+#endif
 
 /* ---- T1: reader without a slot; puts T0's migrated tokens ---------------- */
 proctype T1() {
@@ -541,6 +755,47 @@ proctype T1() {
   bit h;                 /* holds its own token */
   byte hk, hs, hg;       /* its own token */
   byte pk, ps, pg;       /* token being put */
+#ifdef DUP
+  byte npend;            /* references held through token {pk, ps, pg} */
+  byte nd;               /* dups done */
+  bit dw;                /* dup's word load */
+
+end_t1:
+  do
+  :: npend == 0 && n < GETS1 && !h ->
+     n++;
+     get_any();
+     if
+     :: ok -> h = 1; hk = tkind; hs = tslot; hg = tinc
+     :: else
+     fi;
+     ok = 0; tkind = 0; tslot = 0; tinc = 0
+  :: npend == 0 && (h || nempty(mb)) ->
+     if
+     :: h -> pk = hk; ps = hs; pg = hg; h = 0; hk = 0; hs = 0; hg = 0
+     :: mb?pk, ps, pg                             /* a migrated token */
+     fi;
+     npend = 1
+  :: npend > 0 ->
+     /* each reference held: dup it (once; not X), put it (put_raw), or
+      * hand it back to T0 while T0 runs */
+     if
+     :: nd < DUPS1 && npend == 1 && pk != XTOK ->
+        nd++;
+        dup_tok(pk, ps, pg);
+#ifdef DUP_PLAIN_PUT
+        if :: pk == DIST -> pk = DISTD :: else fi;
+#endif
+        npend = 2
+     :: npend--; put_tok(pk, ps, pg)
+     :: atomic { pk != XTOK && !done0 && empty(mb1) -> npend--; mb1!pk, ps, pg }
+     fi;
+     if :: npend == 0 -> pk = 0; ps = 0; pg = 0 :: else fi
+  :: npend == 0 && done0 && empty(mb) -> break  /* may end holding its own token */
+  od;
+  done1 = 1
+}
+#else
 
 end_t1:
   do
@@ -563,6 +818,7 @@ end_t1:
   od;
   done1 = 1
 }
+#endif
 
 /* ---- the scan of a frozen O's entries -------------------------------------
  * sum_masked() (the slots of the groups in m) or, with m = 255,
@@ -700,11 +956,23 @@ r_mask:
            d_step { m = mask; printf("@ R mask = %d\n", m) };
 #endif
            scan(1, 'R');
+#ifdef DUP
+           /* ghost: the scan did not undercount; the freeze contract
+            * starts (no reference born until the unfreeze) */
+r_scanned:
+           d_step { fb = sum + ccount;
+                    printf("@ R scan done: sum %d, live tokens of inc %d: %d\n", sum, inc, live[inc]);
+                    FBASSERT };
+#endif
            if
            :: sum != 0 ->
               /* busy: central_unfreeze() */
 r_unfreeze:
-              d_step { frozen = 0; printf("@ R sum %d: busy, unfreeze\n", sum) }
+              d_step { frozen = 0;
+#ifdef DUP
+                       FBASSERT; fb = NOFB;
+#endif
+                       printf("@ R sum %d: busy, unfreeze\n", sum) }
            :: else ->
               /* kill(): mask_.store(0); word.fetch_or(DEAD) */
 r_kill:
@@ -726,6 +994,9 @@ r_kill:
             * automatic object (TUNE) starts central again */
 r_reset:
            d_step { nres++; gen++; inc++; frozen = 0; dead = 0; kd = 0;
+#ifdef DUP
+                    fb = NOFB;
+#endif
 #ifdef TUNE
                     dist = 0;
 #endif
@@ -823,6 +1094,12 @@ d_no_scan:
         /* scan_tables(): every entry of every table, mask ignored */
         m = 255;
         scan(0, 'D');
+#ifdef DUP
+d_scanned:
+        d_step { fb = sum + ccount;
+                 printf("@ D scan done: sum %d, live tokens of inc %d: %d\n", sum, inc, live[inc]);
+                 FBASSERT };
+#endif
 #endif
         if
         :: sum == 0 ->
@@ -842,6 +1119,9 @@ d_clear_mask:
            /* ... then CAS: clear FROZEN and DISTRIBUTED, generation + 1 */
 d_quiet:
            d_step { frozen = 0; dist = 0;
+#ifdef DUP
+                    FBASSERT; fb = NOFB;
+#endif
 #ifndef DEMOTE_NO_GEN
                     gen++;
 #endif
@@ -849,7 +1129,11 @@ d_quiet:
         :: else ->
            /* demote(busy): CAS: clear FROZEN and DISTRIBUTED only */
 d_busy:
-           d_step { frozen = 0; dist = 0; printf("@ D sum %d: busy demotion: central, unfrozen, mask kept\n", sum) }
+           d_step { frozen = 0; dist = 0;
+#ifdef DUP
+                    FBASSERT; fb = NOFB;
+#endif
+                    printf("@ D sum %d: busy demotion: central, unfrozen, mask kept\n", sum) }
         fi;
         sum = 0; fz = 0
      :: else ->

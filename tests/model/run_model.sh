@@ -51,6 +51,29 @@ variants=(
   "demote_no_gen_membarrier_shared_group|cex|-DTUNE -DGETSX=0 -DMEMBARRIER -DSHARED_GROUP -DDEMOTE_NO_GEN|"
   "demote_no_scan|cex|-DTUNE -DGETSX=0 -DDEMOTE_NO_SCAN|"
   "demote_no_scan_membarrier|cex|-DTUNE -DGETSX=0 -DMEMBARRIER -DDEMOTE_NO_SCAN|"
+  # dup_raw/put_raw (Cache::Ref): T0 dups its own token, T1 one T0 handed
+  # it or its own, and may hand one back to T0; every token of O is put
+  # with put_raw. No X (GETSX=0) but in dup_x_*, where only T0 dups.
+  "dup_seq_cst|ok|-DDUP -DGETSX=0|-DCOLLAPSE"
+  "dup_membarrier|ok|-DDUP -DGETSX=0 -DMEMBARRIER|-DCOLLAPSE"
+  "dup_seq_cst_batch|ok|-DDUP -DGETSX=0 -DBATCH|-DCOLLAPSE"
+  "dup_membarrier_batch|ok|-DDUP -DGETSX=0 -DMEMBARRIER -DBATCH|-DCOLLAPSE"
+  "dup_x_seq_cst|ok|-DDUP -DDUPS1=0|-DCOLLAPSE"
+  # with self-tuning (central dups too): one get by T0; T1 dups, or T0 dups
+  "dup_tune_seq_cst|ok|-DDUP -DTUNE -DGETSX=0 -DGETS0=1 -DDUPS0=0|-DCOLLAPSE"
+  "dup_tune_membarrier|ok|-DDUP -DTUNE -DGETSX=0 -DGETS0=1 -DDUPS0=0 -DMEMBARRIER|-DCOLLAPSE"
+  "dup_tune_home_seq_cst|ok|-DDUP -DTUNE -DGETSX=0 -DGETS0=1 -DDUPS1=0|-DCOLLAPSE"
+  "dup_tune_home_membarrier|ok|-DDUP -DTUNE -DGETSX=0 -DGETS0=1 -DDUPS1=0 -DMEMBARRIER|-DCOLLAPSE"
+  "dup_tune_promoted_membarrier_batch|ok|-DDUP -DTUNE -DGETSX=0 -DGETS0=1 -DDUPS0=0 -DPROMOTED -DRESETS=0 -DMEMBARRIER -DBATCH|-DCOLLAPSE"
+  # no frozen check, but the freeze-contract checks off: no reclaim of a
+  # live object, no lost count (the check keeps query() exact, no more)
+  "dup_no_frozen_check_reclaim|ok|-DDUP -DGETSX=0 -DDUP_NO_FROZEN_CHECK -DNO_FREEZE_CONTRACT|-DCOLLAPSE"
+  "dup_no_frozen_check|cex|-DDUP -DGETSX=0 -DDUP_NO_FROZEN_CHECK|"
+  "dup_no_frozen_check_membarrier|cex|-DDUP -DGETSX=0 -DMEMBARRIER -DDUP_NO_FROZEN_CHECK|"
+  "dup_no_fence|cex|-DDUP -DGETSX=0 -DDUP_NO_FENCE|"
+  "put_raw_no_local_test|cex|-DDUP -DGETSX=0 -DPUT_RAW_NO_LOCAL_TEST|"
+  "put_raw_no_local_test_membarrier|cex|-DDUP -DGETSX=0 -DMEMBARRIER -DPUT_RAW_NO_LOCAL_TEST|"
+  "dup_plain_put|cex|-DDUP -DGETSX=0 -DDUP_PLAIN_PUT|"
 )
 
 if [[ "${1:-}" == --list ]]; then
