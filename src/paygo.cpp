@@ -165,8 +165,10 @@ void Paygo::dup_raw(std::uintptr_t r) noexcept {
     // seq_cst: as publish()'s re-check. No generation test: the object can
     // neither die nor be quietly demoted while the caller's reference lives.
     if (!(o.word_.load(std::memory_order_seq_cst) & detail::kFrozen)) return;
-    // A reclaimer froze it and may have scanned our entry before the add:
-    // take it back (release: as a remote put) and wait for the unfreeze.
+    // A reclaimer froze it and may have scanned our entry before the add.
+    // Counting it now would give a frozen object a reference its query
+    // did not see (the freeze contract: docs/design.md point 10). Take it
+    // back (release: as a remote put) and wait for the unfreeze.
     e->anchor.fetch_sub(1, std::memory_order_release);
     while (o.word_.load(std::memory_order_relaxed) & detail::kFrozen) std::this_thread::yield();
   }

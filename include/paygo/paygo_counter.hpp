@@ -344,8 +344,10 @@ class Paygo {
   /// a get's protocol: add, light fence, re-check the word; a frozen word
   /// means a reclaimer may have scanned before the add, so take it back and
   /// wait for the unfreeze (the caller's reference keeps the object alive,
-  /// so the reclaimer finds it and unfreezes). Never fails; docs/design.md
-  /// "Raw tokens" has the argument, tests/model (-DDUP) the check.
+  /// so the reclaimer finds it and unfreezes). Never fails; must not be
+  /// called on an object the calling thread itself holds frozen.
+  /// docs/design.md "Raw tokens" has the argument, tests/model (-DDUP) the
+  /// check.
   void dup_raw(std::uintptr_t r) noexcept;
   /*** put of a raw token: fast path ***/
   PAYGO_INLINE void put_raw(std::uintptr_t r) noexcept {
