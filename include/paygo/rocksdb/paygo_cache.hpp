@@ -21,7 +21,8 @@
 // goes (never earlier; the deleter runs on the thread that released last),
 // a strict capacity limit makes a full Insert fail with Status::MemoryLimit
 // (without a handle, a full cache accepts the entry and drops it, as LRU
-// does). Handles may be released, Ref()'d and read from any thread.
+// does), and a release of the last reference while over capacity frees the
+// entry. Handles may be released, Ref()'d and read from any thread.
 //
 // How it counts: each entry carries a paygo::Paygo object. A Lookup is a
 // get; the handle is the token in one word (Paygo::into_raw): the address of
