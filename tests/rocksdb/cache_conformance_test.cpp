@@ -50,14 +50,8 @@
 #include "paygo/rocksdb/paygo_cache.hpp"
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-#define PAYGO_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PAYGO_TEST_TSAN 1
-#endif
-#endif
-#ifdef PAYGO_TEST_TSAN
+#include "paygo/config.hpp"  // PAYGO_TSAN: built with ThreadSanitizer
+#if PAYGO_TSAN
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
 #endif
@@ -211,12 +205,12 @@ class KindNames {
 // Acquires are harmless where nothing released: only releases depend on the
 // kind, so a cache built with TSAN (PaygoCache) gets no help.
 void TsanRelease([[maybe_unused]] const void* p) {
-#ifdef PAYGO_TEST_TSAN
+#if PAYGO_TSAN
   if (p != nullptr) __tsan_release(const_cast<void*>(p));
 #endif
 }
 void TsanAcquire([[maybe_unused]] const void* p) {
-#ifdef PAYGO_TEST_TSAN
+#if PAYGO_TSAN
   if (p != nullptr) __tsan_acquire(const_cast<void*>(p));
 #endif
 }

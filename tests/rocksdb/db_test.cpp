@@ -47,13 +47,7 @@
 #include "paygo/rocksdb/paygo_cache.hpp"
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-#define PAYGO_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PAYGO_TEST_TSAN 1
-#endif
-#endif
+#include "paygo/config.hpp"  // PAYGO_TSAN: built with ThreadSanitizer
 
 namespace paygo::test {
 namespace {
@@ -210,7 +204,7 @@ class Handoff {
 class DbTest : public ::testing::TestWithParam<CacheKind> {
  protected:
   void SetUp() override {
-#ifdef PAYGO_TEST_TSAN
+#if PAYGO_TSAN
     if (!GetParam().tsan_sees_its_sync) {
       GTEST_SKIP() << GetParam().name
                    << " synchronizes inside the uninstrumented librocksdb, where ThreadSanitizer "

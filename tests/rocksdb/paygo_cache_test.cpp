@@ -17,72 +17,10 @@
 
 #include "paygo/rocksdb/paygo_cache.hpp"
 
-// Every replaceable global operator new counts its calls (as alloc_test.cpp
-// does for the counters): the cache's own code is linked into this program
-// (paygo::rocksdb_static), so its allocations come here.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<long> g_allocations{0};
-void* counted(std::size_t n) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);  // a statistic
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* counted_aligned(std::size_t n, std::align_val_t a) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto al = static_cast<std::size_t>(a);
-  return std::aligned_alloc(al, (n == 0 ? al : (n + al - 1) / al * al));
-}
-}  // namespace
-void* operator new(std::size_t n) {
-  if (void* p = counted(n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return counted(n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return counted(n);
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  if (void* p = counted_aligned(n, a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return operator new(n, a);
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_aligned(n, a);
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_aligned(n, a);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
+// Every operator new counts its calls (tests/common/count_new.hpp): the
+// cache's own code is linked into this program (paygo::rocksdb_static), so
+// its allocations are counted too.
+#include "../common/count_new.hpp"
 
 namespace paygo::test {
 namespace {
