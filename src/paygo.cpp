@@ -1,6 +1,12 @@
 // PAYGO slow paths: table creation, entry claim, freeze/query, batch reclaim.
 #include "paygo/paygo_counter.hpp"
 
+#include <sched.h>
+#include <sys/sysinfo.h>
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>  // glibc 2.35+: __rseq_offset, __rseq_size
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -13,6 +19,63 @@ namespace paygo {
 using detail::PaygoEntry;
 using detail::PaygoTable;
 
+std::string_view to_string(SlotMode m) noexcept {
+  switch (m) {
+    case SlotMode::Thread:
+      return "thread";
+    case SlotMode::Cpu:
+      return "cpu";
+    case SlotMode::Spill:
+      return "spill";
+  }
+  return "?";
+}
+
+namespace {
+/// The CPU this thread runs on now (it may move right after): one load
+/// from glibc's rseq area, which the kernel updates on every migration;
+/// sched_getcpu() where rseq is not registered (glibc older than 2.35,
+/// GLIBC_TUNABLES=glibc.pthread.rseq=0, valgrind).
+std::uint32_t current_cpu() noexcept {
+#ifdef RSEQ_SIG
+  if (__rseq_size != 0) {
+    const auto* rs = reinterpret_cast<const struct rseq*>(
+        static_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset);
+    // Relaxed (a GCC builtin: the field is the kernel's, not a C++ atomic):
+    // only this thread reads it, and any recent value names a CPU that
+    // this thread ran on, which is all a get needs (a stale one costs a
+    // remote line, never a wrong count).
+    const auto cpu = static_cast<std::int32_t>(__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED));
+    if (cpu >= 0) return static_cast<std::uint32_t>(cpu);
+  }
+#endif
+  const int cpu = ::sched_getcpu();
+  return cpu < 0 ? 0 : static_cast<std::uint32_t>(cpu);
+}
+
+/// Possible CPUs (not online ones: a CPU brought up later needs a table
+/// too): the kernel's count, at least the online count.
+std::uint32_t possible_cpus() noexcept {
+  const int conf = ::get_nprocs_conf();
+  const int online = ::get_nprocs();
+  return static_cast<std::uint32_t>(std::max({conf, online, 1}));
+}
+
+const void* strip_claim(const void* obj) noexcept {
+  return reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(obj) & ~detail::kClaimTag);
+}
+}  // namespace
+
+bool parse_slot_mode(std::string_view name, SlotMode& out) noexcept {
+  for (SlotMode m : {SlotMode::Thread, SlotMode::Cpu, SlotMode::Spill}) {
+    if (name == to_string(m)) {
+      out = m;
+      return true;
+    }
+  }
+  return false;
+}
+
 Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max_slots}) {
   opt_.max_slots = domain_.max_slots();
   opt_.table_entries = std::bit_ceil(std::max<std::uint32_t>(opt_.table_entries, 1));
@@ -22,14 +85,39 @@ Paygo::Paygo(Options options) : opt_(options), domain_(DomainOptions{options.max
   opt_.promote_events = std::max<std::uint32_t>(opt_.promote_events, 1);
   opt_.demote_sweeps = std::clamp<std::uint32_t>(opt_.demote_sweeps, 1, 255);
   opt_.inhibit_ms = std::min<std::uint32_t>(opt_.inhibit_ms, 999);
+  // The mask's 64 bits: slot groups below cpu_group_base_, CPU groups from it.
+  cpu_group_base_ = opt_.slot_mode == SlotMode::Thread ? 64
+                    : opt_.slot_mode == SlotMode::Cpu  ? 0
+                                                       : 32;
+  const std::uint32_t slot_groups = std::max<std::uint32_t>(cpu_group_base_, 1);
   std::uint32_t gs = opt_.group_size;
-  if (gs == 0) gs = (opt_.max_slots + 63) / 64;
+  if (gs == 0) gs = (opt_.max_slots + slot_groups - 1) / slot_groups;
   gs = std::bit_ceil(std::max<std::uint32_t>(gs, 1));
-  while (((opt_.max_slots - 1) >> std::countr_zero(gs)) >= 64) gs <<= 1;  // at most 64 groups
+  while (((opt_.max_slots - 1) >> std::countr_zero(gs)) >= slot_groups) gs <<= 1;
   opt_.group_size = gs;
   group_shift_ = static_cast<std::uint32_t>(std::countr_zero(gs));
   index_mask_ = opt_.table_entries - 1;
   fast_key_ = (static_cast<std::uintptr_t>(domain_.id()) << 1) | 1;
+  cpu_key_ = fast_key_ ^ (std::uintptr_t{1} << 63);  // also unique and never 0
+  if (opt_.slot_mode != SlotMode::Thread) {
+    ncpus_ = possible_cpus();
+    cpu_tables_ = std::make_unique<std::atomic<PaygoTable*>[]>(ncpus_);
+    const std::uint32_t cpu_groups = 64 - cpu_group_base_;
+    while (((ncpus_ - 1) >> cpu_group_shift_) >= cpu_groups) ++cpu_group_shift_;
+  }
+}
+
+template <class F>
+void Paygo::for_each_table(F&& f) const {
+  for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
+    // Acquire: pairs with the release in make_table().
+    if (auto* t = static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire)))
+      f(*t);
+  }
+  for (std::uint32_t c = 0; c < ncpus_; ++c) {
+    // Acquire: pairs with the release CAS in make_cpu_table().
+    if (PaygoTable* t = cpu_tables_[c].load(std::memory_order_acquire)) f(*t);
+  }
 }
 
 Paygo::~Paygo() {
@@ -38,40 +126,57 @@ Paygo::~Paygo() {
   // are the entries' local + anchor (exact: nothing runs any more).
   if constexpr (detail::kDebugChecks) {
     std::int64_t distributed = 0;
-    for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
-      if (auto* t = static_cast<const PaygoTable*>(
-              domain_.slot(i).payload.load(std::memory_order_acquire))) {
-        for (std::uint32_t j = 0; j <= t->index_mask; ++j) {
-          const PaygoEntry& e = t->entries()[j];
-          const std::int64_t v =
-              std::int64_t{detail::local_count(e.local.load(std::memory_order_relaxed))} +
-              e.anchor.load(std::memory_order_relaxed);
-          distributed += v > 0 ? v : 0;
-        }
+    for_each_table([&](const PaygoTable& t) {
+      for (std::uint32_t j = 0; j <= t.index_mask; ++j) {
+        const PaygoEntry& e = t.entries()[j];
+        const std::int64_t v =
+            std::int64_t{detail::local_count(e.local.load(std::memory_order_relaxed))} +
+            e.anchor.load(std::memory_order_relaxed);
+        distributed += v > 0 ? v : 0;
       }
-    }
+    });
     central_tokens_.check(kName, distributed);
   }
-  for (std::uint32_t i = 0, n = domain_.high_water(); i < n; ++i) {
-    if (auto* t =
-            static_cast<PaygoTable*>(domain_.slot(i).payload.load(std::memory_order_acquire))) {
-      ::operator delete (t, std::align_val_t{alignof(PaygoTable)});
-    }
-  }
+  for_each_table(
+      [](PaygoTable& t) { ::operator delete (&t, std::align_val_t{alignof(PaygoTable)}); });
 }
 
-PaygoTable* Paygo::make_table(Slot& slot) noexcept {
-  void* mem = ::operator new (sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries,
+namespace {
+PaygoTable* new_table(std::uint32_t entries, std::uint64_t group_bit, Slot* slot) noexcept {
+  void* mem = ::operator new (sizeof(PaygoTable) + sizeof(PaygoEntry) * entries,
                               std::align_val_t{alignof(PaygoTable)}, std::nothrow);
   if (mem == nullptr) return nullptr;
   auto* t = new (mem) PaygoTable;
-  for (std::uint32_t i = 0; i < opt_.table_entries; ++i) new (t->entries() + i) PaygoEntry;
-  t->index_mask = opt_.table_entries - 1;
-  t->group_bit = 1ULL << (slot.index >> group_shift_);
-  t->slot = &slot;
+  for (std::uint32_t i = 0; i < entries; ++i) new (t->entries() + i) PaygoEntry;
+  t->index_mask = entries - 1;
+  t->group_bit = group_bit;
+  t->slot = slot;
+  return t;
+}
+}  // namespace
+
+PaygoTable* Paygo::make_table(Slot& slot) noexcept {
+  PaygoTable* t = new_table(opt_.table_entries, 1ULL << (slot.index >> group_shift_), &slot);
+  if (t == nullptr) return nullptr;
   // Release: pairs with the acquire loads of `payload` in the scans, so a
   // scanner that finds the table sees its initialised entries.
   slot.payload.store(t, std::memory_order_release);
+  return t;
+}
+
+PaygoTable* Paygo::make_cpu_table(std::uint32_t cpu) noexcept {
+  PaygoTable* t = new_table(opt_.table_entries,
+                            1ULL << (cpu_group_base_ + (cpu >> cpu_group_shift_)), &cpu_home_);
+  if (t == nullptr) return nullptr;
+  PaygoTable* expected = nullptr;
+  // Release on success: pairs with the acquire loads in get_cpu() and
+  // for_each_table(), which then see the initialised entries. Acquire on
+  // failure: the same for the winner's table, which we use instead.
+  if (!cpu_tables_[cpu].compare_exchange_strong(expected, t, std::memory_order_release,
+                                                std::memory_order_acquire)) {
+    ::operator delete (t, std::align_val_t{alignof(PaygoTable)});
+    return expected;
+  }
   return t;
 }
 
@@ -196,11 +301,116 @@ Paygo::Token Paygo::get_fallback(Object& o) noexcept {
 }
 
 Paygo::Token Paygo::get_slow(Object& o, std::uint64_t w0) noexcept {
-  PaygoTable* table = find_table();              // registers the slot, makes the table
-  if (table == nullptr) return get_fallback(o);  // more threads than slots
-  PaygoEntry* e = claim(*table, o);
-  if (e == nullptr) return get_fallback(o);  // window full or saturated
-  return publish(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
+  detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
+  if (opt_.slot_mode == SlotMode::Cpu) {
+    // Mark the way (as Spill does below), so the next get goes to get_cpu()
+    // from the inline path; unless another domain holds the way just now.
+    if (tc.domain_id == 0 || tc.domain_id == domain_.id()) {
+      tc = detail::ThreadCache{domain_.id(), nullptr, nullptr, cpu_key_};
+    }
+    return get_cpu(o, w0);
+  }
+  if (PaygoTable* table = find_table()) {  // registers the slot, makes the table
+    PaygoEntry* e = claim(*table, o);
+    if (e == nullptr) return get_fallback(o);  // window full or saturated
+    return publish(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
+  }
+  // More threads than slots.
+  if (opt_.slot_mode == SlotMode::Thread) return get_fallback(o);
+  // Spill: this thread counts per CPU from now on; the mark stays until the
+  // thread cache's way is taken by another domain (then find_table() asks
+  // the Domain again, which is cheap while no slot was retired).
+  tc = detail::ThreadCache{domain_.id(), nullptr, nullptr, cpu_key_};
+  return get_cpu(o, w0);
+}
+
+Paygo::Token Paygo::get_cpu(Object& o, std::uint64_t w0) noexcept {
+  const std::uint32_t cpu = current_cpu();
+  if (cpu >= ncpus_) [[unlikely]]
+    return get_fallback(o);  // a CPU the kernel did not count as possible
+  // Acquire: pairs with the release CAS in make_cpu_table().
+  PaygoTable* t = cpu_tables_[cpu].load(std::memory_order_acquire);
+  if (t == nullptr && (t = make_cpu_table(cpu)) == nullptr) return get_fallback(o);
+  for (std::uint32_t attempt = 0; attempt < opt_.probe; ++attempt) {
+    PaygoEntry* e = &t->entries()[o.hint_ & index_mask_];
+    // Relaxed: a guess; the seq_cst re-load below decides.
+    if (e->obj.load(std::memory_order_relaxed) != &o && (e = claim_cpu(*t, o)) == nullptr) break;
+    // seq_cst (lock xadd on x86): this add and the re-load of `obj` after it
+    // are one half of a store-buffer pairing with claim_cpu()'s seq_cst tag
+    // CAS and anchor load: either the claimer sees this count and gives the
+    // entry back, or we see its tag (or its new object) and back off. Its
+    // order against the word re-check is the light fence's job, as for
+    // publish()'s store.
+    const std::int32_t before = e->anchor.fetch_add(1, std::memory_order_seq_cst);
+    if (e->obj.load(std::memory_order_seq_cst) != &o) [[unlikely]] {
+      // Retargeted or being claimed. Release: as a put.
+      e->anchor.fetch_sub(1, std::memory_order_release);
+      continue;
+    }
+    if (before >= opt_.local_limit) [[unlikely]] {
+      e->anchor.fetch_sub(1, std::memory_order_release);  // release: as a put
+      break;
+    }
+    // One use, for the sweeps (entry_sig()). Relaxed load and store, not an
+    // RMW: the threads of this CPU may lose each other's bumps, which can
+    // only delay a demotion (a sweep needs the signature unchanged), and
+    // the count bits of a CPU entry's `local` stay 0 whatever they store.
+    e->local.store(e->local.load(std::memory_order_relaxed) + (1U << detail::kLocalCountBits),
+                   std::memory_order_relaxed);
+    if (!(o.mask_.load(std::memory_order_relaxed) & t->group_bit)) [[unlikely]] {
+      // seq_cst: as in publish() (the empty-mask reclaim's pairing).
+      o.mask_.fetch_or(t->group_bit, std::memory_order_seq_cst);
+    }
+    light_fence();  // pairs with heavy_fence() in try_freeze()/reclaim_batch()/sweep()
+    // seq_cst: as in publish().
+    const std::uint64_t w1 = o.word_.load(std::memory_order_seq_cst);
+    if (((w1 ^ w0) & (detail::kGenMask | detail::kFrozen)) != 0) [[unlikely]] {
+      e->anchor.fetch_sub(1, std::memory_order_release);  // back off; release: as a put
+      return {};
+    }
+    return Token(e, &cpu_home_);
+  }
+  return get_fallback(o);  // window full, saturated, or claims kept losing
+}
+
+PaygoEntry* Paygo::claim_cpu(PaygoTable& t, const Object& o) noexcept {
+  const std::uint32_t h = o.hint_;
+  PaygoEntry* free_entry = nullptr;
+  const void* old = nullptr;
+  for (std::uint32_t i = 0; i < opt_.probe; ++i) {
+    PaygoEntry& e = t.entries()[(h + i) & t.index_mask];
+    // Relaxed: candidates only; the CAS and the seq_cst load below decide.
+    const void* obj = e.obj.load(std::memory_order_relaxed);
+    if (obj == &o) return &e;
+    if (free_entry == nullptr && (reinterpret_cast<std::uintptr_t>(obj) & detail::kClaimTag) == 0 &&
+        e.anchor.load(std::memory_order_relaxed) == 0) {
+      free_entry = &e;
+      old = obj;
+    }
+  }
+  if (free_entry == nullptr) return nullptr;
+  // Tag the old object's name instead of replacing it: a scan for the old
+  // object still counts this entry (scans strip the tag) while we look
+  // whether a getter of it is inside. seq_cst: the claimer's half of the
+  // store-buffer pairing with get_cpu()'s add and re-load (see there).
+  const void* tagged =
+      reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(old) | detail::kClaimTag);
+  if (!free_entry->obj.compare_exchange_strong(old, tagged, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed))
+    return nullptr;  // another thread of this CPU claimed or tagged it first
+  // seq_cst: the other half of the pairing. 0: every getter of the old
+  // object that counts from now on sees the tag and backs off.
+  if (free_entry->anchor.load(std::memory_order_seq_cst) != 0) {
+    // A getter of the old object is inside: give the entry back. Relaxed:
+    // only the tag holder writes a tagged `obj`; nothing is published.
+    free_entry->obj.store(strip_claim(tagged), std::memory_order_relaxed);
+    return nullptr;
+  }
+  // Relaxed: nothing but the name is published (getters re-check it with
+  // seq_cst after their add; a scan that sees it counts a new object's
+  // false positive at worst).
+  free_entry->obj.store(&o, std::memory_order_relaxed);
+  return free_entry;
 }
 
 /*** Self-tuning: promotion ***/
@@ -420,21 +630,31 @@ std::int64_t Paygo::sum_masked(const Object& o) const noexcept {
   const std::uint32_t hw = domain_.high_water();
   const std::uint32_t h = o.hint_;
   std::int64_t sum = 0;
+  auto scan = [&](const PaygoTable* t) {
+    if (t == nullptr) return;
+    for (std::uint32_t i = 0; i < opt_.probe; ++i) {
+      const PaygoEntry& e = t->entries()[(h + i) & t->index_mask];
+      // A CPU entry being claimed away still counts for its old object.
+      if (strip_claim(e.obj.load(std::memory_order_relaxed)) != &o) continue;
+      sum += entry_count(e);
+    }
+  };
   while (mask != 0) {
     const auto g = static_cast<std::uint32_t>(std::countr_zero(mask));
     mask &= mask - 1;
+    if (g >= cpu_group_base_) {
+      const std::uint32_t first = (g - cpu_group_base_) << cpu_group_shift_;
+      const std::uint32_t last = std::min(ncpus_, first + (1U << cpu_group_shift_));
+      // Acquire: pairs with the release CAS in make_cpu_table().
+      for (std::uint32_t c = first; c < last; ++c)
+        scan(cpu_tables_[c].load(std::memory_order_acquire));
+      continue;
+    }
     const std::uint32_t first = g << group_shift_;
     const std::uint32_t last = std::min(hw, first + opt_.group_size);
     for (std::uint32_t s = first; s < last; ++s) {
       // Acquire: pairs with the release in make_table().
-      auto* t =
-          static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire));
-      if (t == nullptr) continue;
-      for (std::uint32_t i = 0; i < opt_.probe; ++i) {
-        const PaygoEntry& e = t->entries()[(h + i) & t->index_mask];
-        if (e.obj.load(std::memory_order_relaxed) != &o) continue;
-        sum += entry_count(e);
-      }
+      scan(static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire)));
     }
   }
   return sum;
@@ -458,14 +678,11 @@ void Paygo::scan_tables(std::span<const void* const> objs, std::int64_t* sums,
   }
   // One pass over every live table: O(candidates + entries), not
   // O(candidates x slots). Every entry is looked at, whatever the masks say.
-  const std::uint32_t hw = domain_.high_water();
-  for (std::uint32_t s = 0; s < hw; ++s) {
-    auto* t =
-        static_cast<const PaygoTable*>(domain_.slot(s).payload.load(std::memory_order_acquire));
-    if (t == nullptr) continue;
-    for (std::uint32_t j = 0; j <= t->index_mask; ++j) {
-      const PaygoEntry& e = t->entries()[j];
-      const void* obj = e.obj.load(std::memory_order_relaxed);
+  for_each_table([&](const PaygoTable& t) {
+    for (std::uint32_t j = 0; j <= t.index_mask; ++j) {
+      const PaygoEntry& e = t.entries()[j];
+      // A CPU entry being claimed away still counts for its old object.
+      const void* obj = strip_claim(e.obj.load(std::memory_order_relaxed));
       if (obj == nullptr) continue;
       for (std::size_t i = slot_of(obj); sc.keys[i] != nullptr; i = (i + 1) & mask) {
         if (sc.keys[i] != obj) continue;
@@ -476,7 +693,7 @@ void Paygo::scan_tables(std::span<const void* const> objs, std::int64_t* sums,
         break;
       }
     }
-  }
+  });
 }
 
 std::int64_t Paygo::query(const Object& o) const noexcept {
@@ -651,12 +868,10 @@ bool Paygo::demote(Object& o, bool quiet) noexcept {
 
 std::size_t Paygo::table_bytes() const noexcept {
   std::size_t n = 0;
-  for (std::uint32_t i = 0, hw = domain_.high_water(); i < hw; ++i) {
-    if (domain_.slot(i).payload.load(std::memory_order_acquire) != nullptr) {
-      n += sizeof(PaygoTable) + sizeof(PaygoEntry) * opt_.table_entries;
-    }
-  }
-  return n;
+  for_each_table([&](const PaygoTable& t) {
+    n += sizeof(PaygoTable) + sizeof(PaygoEntry) * (t.index_mask + 1);
+  });
+  return n;  // not the per-CPU pointer array: 8 bytes per possible CPU, fixed
 }
 
 }  // namespace paygo

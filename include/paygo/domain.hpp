@@ -23,8 +23,9 @@
 // adopting thread. Scanners read `owner` relaxed (only identity matters) and
 // `payload` acquire (paired with the release store that published it).
 //
-// When not to use: with far more threads than cores and references that live
-// long, per-thread slots waste memory; a per-CPU slot mode is not provided.
+// When not to use: with far more threads than cores, per-thread slots waste
+// memory and run out; Paygo then counts in per-CPU tables instead
+// (PaygoOptions::slot_mode, docs/design.md "Per-CPU tables").
 #pragma once
 
 #include <atomic>

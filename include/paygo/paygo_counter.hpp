@@ -36,6 +36,21 @@
 // slots), when the probe window of its table is full, or when `local`
 // would pass Options::local_limit (tune_stats().central_fallbacks).
 //
+// Slot modes (PaygoOptions::slot_mode, docs/design.md "Per-CPU tables"):
+// Thread as above; Cpu: one table per possible CPU (made on the CPU's
+// first get), shared by every thread that runs there. Its entries count in
+// `anchor` only: a get is one seq_cst fetch_add on the anchor of the entry
+// for the object in the current CPU's table, then a re-check that the entry
+// still names the object, then the mask, fence and word re-check as above;
+// every put, on that CPU or any other (threads migrate), is the anchor
+// fetch_sub that a remote put is in the Thread mode, so the put path and
+// raw tokens are unchanged. A free entry (anchor 0) is claimed by CAS of its
+// `obj` to the old value tagged (kClaimTag), a seq_cst check that the anchor
+// is still 0, then the new object. Spill: per-thread tables for the first
+// max_slots threads, per-CPU tables for the rest (the default). The mask's
+// bits are split: Thread gives all 64 to slot groups, Cpu all 64 to CPU
+// groups, Spill 32 and 32.
+//
 // Freeze/query (docs/design.md has the proof): a reader publishes its entry,
 // sets its group bit in the object's mask, runs light_fence(), then checks
 // the word; a reclaimer CASes FROZEN into the word, runs heavy_fence(), then
@@ -65,6 +80,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <span>
 #include <string_view>
 
@@ -93,6 +109,10 @@ struct PaygoEntry {
   std::atomic<std::int32_t> anchor{0};
 };
 inline constexpr unsigned kLocalCountBits = 18;
+/// Bit 0 of a per-CPU entry's `obj` while a thread claims the entry for
+/// another object: the value still names the old object (scans strip the
+/// tag), and getters that see it back off (claim_cpu() in src/paygo.cpp).
+inline constexpr std::uintptr_t kClaimTag = 1;
 inline constexpr std::uint32_t kLocalCountMask = (1U << kLocalCountBits) - 1;
 /// What a distributed get adds to `local`: one reference and one use.
 inline constexpr std::uint32_t kLocalGet = 1U + (1U << kLocalCountBits);
@@ -107,7 +127,9 @@ struct PaygoTestAccess;  // tests/unit/paygo_test.cpp looks inside
 
 /// A slot's table: a 64-byte header followed, in the same allocation, by
 /// index_mask + 1 entries. The owner's thread cache holds the table's
-/// address and size, so the fast path goes thread cache -> entry.
+/// address and size, so the fast path goes thread cache -> entry. A CPU's
+/// table (SlotMode::Cpu, Spill) has the same layout; its `slot` is the
+/// counter's cpu_home_, a slot no thread ever owns.
 struct alignas(64) PaygoTable {
   std::uint64_t group_bit;  // this slot's bit in every object's mask
   std::uint32_t index_mask;
@@ -120,7 +142,28 @@ struct alignas(64) PaygoTable {
 
 }  // namespace detail
 
+/// Where a distributed get counts (docs/design.md "Per-CPU tables").
+enum class SlotMode : std::uint8_t {
+  /// One table per thread (a Domain slot): plain stores, no RMW; threads
+  /// beyond max_slots count on the central word.
+  Thread,
+  /// One table per possible CPU, shared by the threads that run there: one
+  /// locked RMW on a line that stays in this core's cache for the get and
+  /// one for the put; memory and query cost grow with CPUs, not threads.
+  Cpu,
+  /// Per-thread tables while slots last, per-CPU tables for the threads
+  /// beyond max_slots (the default: the cheapest get for the first
+  /// max_slots threads, and no thread count that falls back to the word).
+  Spill,
+};
+/// "thread", "cpu", "spill".
+std::string_view to_string(SlotMode m) noexcept;
+/// The inverse of to_string(); false (and `out` untouched) for other names.
+bool parse_slot_mode(std::string_view name, SlotMode& out) noexcept;
+
 struct PaygoOptions {
+  /// Per-thread, per-CPU or spill tables (see SlotMode).
+  SlotMode slot_mode = SlotMode::Spill;
   std::uint32_t max_slots = 256;      ///< threads with their own table
   std::uint32_t table_entries = 256;  ///< entries per table (rounded up to a power of 2)
   std::uint32_t probe = 8;            ///< probe window: entries an object may use
@@ -378,7 +421,9 @@ class Paygo {
     e->anchor.fetch_sub(1, std::memory_order_release);
   }
 
-  /// Bytes held by the per-slot tables (grows by one table per slot used).
+  /// Bytes held by the tables: one per slot used, one per CPU used (the
+  /// per-CPU modes' array of table pointers, 8 bytes per possible CPU, is
+  /// not counted).
   std::size_t table_bytes() const noexcept;
   const Options& options() const noexcept { return opt_; }
   Domain& domain() noexcept { return domain_; }
@@ -399,8 +444,12 @@ class Paygo {
     // this counter's slot and table (find_table() sets it; the Domain
     // clears it whenever it rebinds the way).
     const detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
-    if (tc.aux != fast_key_) [[unlikely]]
+    if (tc.aux != fast_key_) [[unlikely]] {
+      // A thread that counts per CPU (SlotMode::Cpu, or Spill without a
+      // slot) goes straight there; cpu_key_ also names this counter.
+      if (tc.aux == cpu_key_) return get_cpu(o, w0);
       return get_slow(o, w0);
+    }
     auto* table = static_cast<detail::PaygoTable*>(tc.payload);
     detail::PaygoEntry* e = &table->entries()[o.hint_ & index_mask_];
     const std::uint32_t l = e->local.load(std::memory_order_relaxed);  // we are its only writer
@@ -487,6 +536,15 @@ class Paygo {
   void scan_tables(std::span<const void* const> objs, std::int64_t* sums,
                    std::uint32_t* sigs) const;
   PAYGO_COLD detail::PaygoTable* find_table() noexcept;
+  /// A get that counts in the current CPU's table (SlotMode::Cpu, and
+  /// Spill for a thread without a slot).
+  Token get_cpu(Object& o, std::uint64_t w0) noexcept;
+  detail::PaygoTable* make_cpu_table(std::uint32_t cpu) noexcept;
+  detail::PaygoEntry* claim_cpu(detail::PaygoTable& t, const Object& o) noexcept;
+  /// Calls f(table) for every table: the slots' in [0, high_water), then
+  /// the CPUs' made so far.
+  template <class F>
+  void for_each_table(F&& f) const;
   PAYGO_COLD detail::PaygoEntry* claim(detail::PaygoTable& t, const Object& o) noexcept;
   detail::PaygoTable* make_table(Slot& slot) noexcept;
   std::int64_t sum_masked(const Object& o) const noexcept;
@@ -499,6 +557,20 @@ class Paygo {
   /// The ThreadCache::aux value that enables the fast path: unique to this
   /// counter (it contains the domain id) and never 0.
   std::uintptr_t fast_key_;
+  /// The aux value of a Spill thread that found no slot: count per CPU.
+  std::uintptr_t cpu_key_;
+  /// Per-CPU tables: possible CPUs, one pointer each, made on first use
+  /// (release CAS in make_cpu_table(), acquire loads in get_cpu() and the
+  /// scans). Empty in the Thread mode.
+  std::uint32_t ncpus_ = 0;
+  std::unique_ptr<std::atomic<detail::PaygoTable*>[]> cpu_tables_;
+  /// Mask bits [cpu_group_base_, 64) name CPU groups of 2^cpu_group_shift_
+  /// CPUs; bits below it name slot groups (group_shift_).
+  std::uint32_t cpu_group_base_ = 64;
+  std::uint32_t cpu_group_shift_ = 0;
+  /// The home of every per-CPU token: never owned by a thread, so its put
+  /// is always the anchor's fetch_sub (TokenPolicy::release()).
+  Slot cpu_home_;
   /// Self-tuning statistics: written on slow paths only (promotion,
   /// demotion, sweep; the fallbacks in striped lines), relaxed.
   std::atomic<std::uint64_t> promotions_{0}, demotions_{0}, sweeps_{0};

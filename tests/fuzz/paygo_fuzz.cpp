@@ -18,7 +18,9 @@
 //
 // Input layout, in the order the fields are consumed (FuzzedDataProvider's
 // ConsumeIntegral: from the end of the input backwards, fuzz_common.hpp):
-// 2 header bytes (h0: max_slots 1..4, table_entries 1/2/4/8, probe 1..3;
+// 2 header bytes (h0: max_slots 1..4, table_entries 1/2/4/8, probe 1..3,
+// slot mode spill/thread/cpu from bits 6-7 (3 is spill too; with four
+// workers and fewer slots, spill puts some of them on the CPU tables);
 // h1: local_limit 1..4, promote_events 1..4, demote_sweeps 1..3,
 // inhibit_ms 0 or 999; group_size is always 1, promote_window_us 10 s),
 // then 2 bytes per op:
@@ -98,6 +100,7 @@ constexpr std::size_t kMaxTokens = 48;
 constexpr int kMaxOps = 400;
 
 using paygo::Mode;
+using paygo::SlotMode;
 
 const char* mode_name(Mode m) {
   switch (m) {
@@ -460,10 +463,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // input); the model allows either outcome anyway.
   o.promote_window_us = 10'000'000;
   o.group_size = 1;
+  constexpr SlotMode kModes[] = {SlotMode::Spill, SlotMode::Thread, SlotMode::Cpu, SlotMode::Spill};
+  o.slot_mode = kModes[h0 >> 6];
   Harness h(o);
-  h.trace.add("options: max_slots " + std::to_string(o.max_slots) + ", table_entries " +
-              std::to_string(o.table_entries) + ", probe " + std::to_string(o.probe) +
-              ", local_limit " + std::to_string(o.local_limit) + ", promote_events " +
+  h.trace.add("options: slot_mode " + std::string(paygo::to_string(o.slot_mode)) + ", max_slots " +
+              std::to_string(o.max_slots) + ", table_entries " + std::to_string(o.table_entries) +
+              ", probe " + std::to_string(o.probe) + ", local_limit " +
+              std::to_string(o.local_limit) + ", promote_events " +
               std::to_string(o.promote_events) + ", demote_sweeps " +
               std::to_string(o.demote_sweeps) + ", inhibit_ms " + std::to_string(o.inhibit_ms));
   for (int n = 0; n < kMaxOps && in.remaining_bytes() != 0; ++n) {

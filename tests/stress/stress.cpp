@@ -87,6 +87,7 @@ struct Config {
   std::uint64_t seed = 1;
   bool cache = false;
   unsigned max_slots = 0;
+  std::string slot_mode;  // --slot-mode; empty: the library's default
   bool tight = false;
   // --phased and the self-tuning options (-1: the phased default if
   // --phased, else the library's default).
@@ -182,6 +183,7 @@ std::unique_ptr<C> make_counter(const Config& cfg) {
     typename C::Options o{};
     if (cfg.max_slots != 0) o.max_slots = cfg.max_slots;
     if constexpr (std::is_same_v<C, paygo::Paygo>) {
+      if (!cfg.slot_mode.empty()) paygo::parse_slot_mode(cfg.slot_mode, o.slot_mode);
       if (cfg.tight) {  // tiny tables: window-full and saturation fallbacks, folds
         o.table_entries = 16;
         o.probe = 2;
@@ -1037,6 +1039,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", cfg.seed, "random seed");
   app.add_flag("--cache", cfg.cache, "also run a page-cache phase");
   app.add_option("--max-slots", cfg.max_slots, "slots of the counter (0: its default)");
+  app.add_option("--slot-mode", cfg.slot_mode,
+                 "paygo: where distributed gets count: thread, cpu or spill (default: the "
+                 "library's, spill); workers are never pinned, so with more --threads than CPUs "
+                 "the scheduler migrates them between get and put")
+      ->check(CLI::IsMember({"thread", "cpu", "spill"}));
   app.add_flag("--tight", cfg.tight,
                "paygo: tiny tables (16 entries, probe 2, local_limit 3, group_size 1)");
   app.add_flag("--raw", cfg.raw,

@@ -19,7 +19,32 @@ template <class... Cs>
 struct ToGTest<CounterList<Cs...>> {
   using type = ::testing::Types<Cs...>;
 };
-using AllCounters = ToGTest<paygo::baselines::AllCounters>::type;
+/// PAYGO in a slot mode other than its default (Spill): the typed suites
+/// run every mode. Same name and contract messages as Paygo.
+template <SlotMode M>
+struct PaygoIn : Paygo {
+  PaygoIn() : Paygo(with_mode()) {}
+  explicit PaygoIn(Options o) : Paygo((o.slot_mode = M, o)) {}
+  static Options with_mode() {
+    Options o;
+    o.slot_mode = M;
+    return o;
+  }
+};
+using PaygoThread = PaygoIn<SlotMode::Thread>;
+using PaygoCpu = PaygoIn<SlotMode::Cpu>;
+static_assert(RefCounter<PaygoCpu>);
+
+template <class L, class... More>
+struct Append;
+template <class... Cs, class... More>
+struct Append<CounterList<Cs...>, More...> {
+  using type = CounterList<Cs..., More...>;
+};
+/// The library's counters (Paygo in its default mode), then Paygo in the
+/// other slot modes.
+using AllCounters =
+    ToGTest<Append<paygo::baselines::AllCounters, PaygoThread, PaygoCpu>::type>::type;
 
 /// Both modes: central (cold) and distributed (hot) objects.
 inline constexpr bool kModes[] = {false, true};

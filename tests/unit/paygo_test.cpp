@@ -318,8 +318,13 @@ TEST(Paygo, SaturatedLocalFallsBackAndFoldsTheAnchorBack) {
   EXPECT_TRUE(c.try_reclaim(o));
 }
 
-TEST(Paygo, MoreThreadsThanSlotsStillCountEveryReference) {
-  Paygo c(tweak(small_options(), [](Paygo::Options& opt) { opt.max_slots = 2; }));
+// Threads beyond max_slots: central in the Thread mode, per CPU in the
+// Spill mode (the default); every reference is counted either way.
+void more_threads_than_slots(SlotMode mode) {
+  Paygo c(tweak(small_options(), [&](Paygo::Options& opt) {
+    opt.max_slots = 2;
+    opt.slot_mode = mode;
+  }));
   Paygo::Object o;
   c.set_distributed(o, true);
   constexpr int kThreads = 6;
@@ -337,12 +342,24 @@ TEST(Paygo, MoreThreadsThanSlotsStillCountEveryReference) {
     });
   }
   all_hold.arrive_and_wait();
-  EXPECT_EQ(central.load(), 2 * (kThreads - 2)) << "threads without a slot go central";
+  if (mode == SlotMode::Thread) {
+    EXPECT_EQ(central.load(), 2 * (kThreads - 2)) << "threads without a slot go central";
+  } else {
+    EXPECT_EQ(central.load(), 0) << "threads without a slot count per CPU";
+    const std::size_t table = sizeof(detail::PaygoTable) + 16 * sizeof(detail::PaygoEntry);
+    EXPECT_EQ(c.table_bytes() % table, 0u);
+    EXPECT_LE(c.table_bytes(), (2 + std::thread::hardware_concurrency()) * table)
+        << "two slots' tables and at most one per CPU";
+  }
   EXPECT_EQ(c.approx(o), 2 * kThreads);
   EXPECT_FALSE(c.try_reclaim(o));
   release.arrive_and_wait();
   for (auto& t : threads) t.join();
   EXPECT_TRUE(c.try_reclaim(o));
+}
+
+TEST(Paygo, MoreThreadsThanSlotsStillCountEveryReference) {
+  more_threads_than_slots(SlotMode::Thread);
 }
 
 TEST(Paygo, GroupBitsAreClearedOnlyWhenTheObjectIsDead) {
@@ -401,9 +418,10 @@ TEST(Paygo, BatchReclaimReportsBusyObjectsAndFreesTheRest) {
 // a loop. A shadow count of live tokens fails the test if a reclaim ever
 // succeeds while a token is live; each incarnation's payload is poisoned on
 // reclaim and checked by holders, so a recycled object under a reader shows.
-TEST(Paygo, ReclaimNeverSucceedsWhileATokenIsLive) {
-  Paygo c(small_options());
-  constexpr int kObjects = 4;
+// Run by the slot modes' tests below: `readers` reader threads (plus a long
+// holder and the drainer), over kObjects objects.
+void reclaim_race(const Paygo::Options& opt, unsigned readers, int kObjects = 4) {
+  Paygo c(opt);
   struct Obj {
     Paygo::Object hdr;
     std::atomic<int> holders{0};
@@ -424,7 +442,7 @@ TEST(Paygo, ReclaimNeverSucceedsWhileATokenIsLive) {
   auto reader = [&](unsigned seed, bool long_holder) {
     std::mt19937 rng(seed);
     while (!stop.load(std::memory_order_relaxed)) {
-      Obj& ob = *objs[rng() % kObjects];
+      Obj& ob = *objs[rng() % static_cast<unsigned>(kObjects)];
       auto t = c.get(ob.hdr);
       if (!t) continue;  // frozen or dead: a cache would retry its lookup
       gets.fetch_add(1, std::memory_order_relaxed);
@@ -454,14 +472,13 @@ TEST(Paygo, ReclaimNeverSucceedsWhileATokenIsLive) {
     }
   };
   std::vector<std::thread> threads;
-  threads.emplace_back(reader, 1u, false);
-  threads.emplace_back(reader, 2u, false);
-  threads.emplace_back(reader, 3u, true);
+  for (unsigned i = 0; i < readers; ++i) threads.emplace_back(reader, i + 1, false);
+  threads.emplace_back(reader, readers + 1, true);
   threads.emplace_back(drainer);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
   std::mt19937 rng(99);
   while (std::chrono::steady_clock::now() < deadline) {
-    Obj& ob = *objs[rng() % kObjects];
+    Obj& ob = *objs[rng() % static_cast<unsigned>(kObjects)];
     if (!c.try_reclaim(ob.hdr)) {
       busy.fetch_add(1, std::memory_order_relaxed);
       continue;
@@ -480,6 +497,121 @@ TEST(Paygo, ReclaimNeverSucceedsWhileATokenIsLive) {
   EXPECT_GT(busy.load(), 0) << "the reclaimer never met a live reference: the test is vacuous";
   EXPECT_GT(gets.load(), 1000);
   for (auto& ob : objs) EXPECT_TRUE(c.try_reclaim(ob->hdr));
+}
+
+TEST(Paygo, ReclaimNeverSucceedsWhileATokenIsLive) {
+  reclaim_race(tweak(small_options(), [](Paygo::Options& o) { o.slot_mode = SlotMode::Thread; }),
+               2);
+}
+
+// Per-CPU tables: 12 readers on this machine's CPUs, unpinned, so they
+// share entries, are preempted between their add and their re-check, and
+// migrate between get and put; tiny tables (4 entries, a window of 2) for 8
+// objects, so entries are claimed away from one object for another all
+// the time (claim_cpu()'s tag against get_cpu()'s re-check).
+TEST(PaygoCpu, ReclaimNeverSucceedsWhileATokenIsLive) {
+  reclaim_race(tweak(small_options(),
+                     [](Paygo::Options& o) {
+                       o.slot_mode = SlotMode::Cpu;
+                       o.table_entries = 4;
+                       o.probe = 2;
+                     }),
+               12, 8);
+}
+
+// Spill: 2 slots for 9 threads: both kinds of table at once.
+TEST(PaygoSpill, ReclaimNeverSucceedsWhileATokenIsLive) {
+  reclaim_race(tweak(small_options(),
+                     [](Paygo::Options& o) {
+                       o.slot_mode = SlotMode::Spill;
+                       o.max_slots = 2;
+                       o.table_entries = 4;
+                       o.probe = 2;
+                     }),
+               6, 8);
+}
+
+// A per-CPU get counts +1 on the anchor of the object's entry in a CPU's
+// table (local's count bits stay 0); a put from any thread takes it back.
+TEST(PaygoCpu, GetCountsOnTheCpuEntryAnchorAndAnyThreadPutsIt) {
+  Paygo c(tweak(small_options(), [](Paygo::Options& o) { o.slot_mode = SlotMode::Cpu; }));
+  Paygo::Object o;
+  c.set_distributed(o, true);
+  Paygo::Token a = c.get(o);
+  ASSERT_TRUE(a.distributed());
+  const detail::PaygoEntry& e = Access::entry(a);
+  EXPECT_EQ(e.obj.load(), &o);
+  EXPECT_EQ(detail::local_count(e.local.load()), 0) << "per-CPU entries count in the anchor";
+  EXPECT_GE(e.anchor.load(), 1);
+  EXPECT_GT(detail::local_uses(e.local.load()), 0u) << "the sweeps' use counter";
+  EXPECT_EQ(c.approx(o), 1);
+  EXPECT_FALSE(c.try_reclaim(o));
+  std::thread([&] { a.reset(); }).join();  // another thread, maybe another CPU
+  EXPECT_EQ(e.anchor.load(), 0);
+  EXPECT_EQ(c.approx(o), 0);
+  // Raw tokens work unchanged: put_raw() of a CPU entry pays the anchor.
+  const std::uintptr_t r = c.into_raw(c.get(o));
+  ASSERT_EQ(r & Paygo::kRawCentral, 0u);
+  c.dup_raw(r);
+  EXPECT_EQ(c.approx(o), 2);
+  c.put_raw(r);
+  std::thread([&] { c.put_raw(r); }).join();
+  EXPECT_EQ(c.approx(o), 0);
+  EXPECT_TRUE(c.try_reclaim(o));
+}
+
+TEST(PaygoSpill, ThreadsBeyondTheSlotsCountPerCpu) {
+  ASSERT_EQ(Paygo::Options{}.slot_mode, SlotMode::Spill) << "the default mode";
+  more_threads_than_slots(SlotMode::Spill);
+}
+
+// Memory in the per-CPU mode: tables per CPU used, whatever the thread count.
+TEST(PaygoCpu, TableBytesDoNotGrowWithThreads) {
+  Paygo c(tweak(small_options(), [](Paygo::Options& o) { o.slot_mode = SlotMode::Cpu; }));
+  Paygo::Object o;
+  c.set_distributed(o, true);
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 16; ++i) threads.emplace_back([&] { EXPECT_TRUE(c.get(o).distributed()); });
+    for (auto& t : threads) t.join();
+  }
+  const std::size_t table = sizeof(detail::PaygoTable) + 16 * sizeof(detail::PaygoEntry);
+  EXPECT_GE(c.table_bytes(), table);
+  EXPECT_LE(c.table_bytes(), std::thread::hardware_concurrency() * table) << "64 threads came";
+  EXPECT_TRUE(c.try_reclaim(o));
+}
+
+// A full window of a CPU's table falls back to the central word.
+TEST(PaygoCpu, FullProbeWindowFallsBackToCentral) {
+  Paygo c(tweak(small_options(), [](Paygo::Options& opt) {
+    opt.slot_mode = SlotMode::Cpu;
+    opt.table_entries = 4;
+    opt.probe = 2;
+  }));
+  constexpr int kObjects = 32;
+  std::vector<std::unique_ptr<Paygo::Object>> objs;
+  std::vector<Paygo::Token> tokens;
+  for (int i = 0; i < kObjects; ++i) {
+    objs.push_back(std::make_unique<Paygo::Object>());
+    c.set_distributed(*objs.back(), true);
+    tokens.push_back(c.get(*objs.back()));
+    ASSERT_TRUE(tokens.back()) << "a get failed instead of falling back";
+  }
+  for (auto& o : objs) EXPECT_EQ(c.approx(*o), 1);
+  EXPECT_GT(c.tune_stats().central_fallbacks, 0u);
+  tokens.clear();
+  for (auto& o : objs) EXPECT_TRUE(c.try_reclaim(*o));
+}
+
+TEST(SlotMode, NamesRoundTrip) {
+  for (SlotMode m : {SlotMode::Thread, SlotMode::Cpu, SlotMode::Spill}) {
+    SlotMode back = SlotMode::Thread;
+    ASSERT_TRUE(parse_slot_mode(to_string(m), back));
+    EXPECT_EQ(back, m);
+  }
+  SlotMode untouched = SlotMode::Cpu;
+  EXPECT_FALSE(parse_slot_mode("auto", untouched));
+  EXPECT_EQ(untouched, SlotMode::Cpu);
 }
 
 }  // namespace

@@ -236,7 +236,10 @@ TEST(Tune, BatchOfCentralObjectsIsReclaimedWithoutTouchingTables) {
 }
 
 TEST(Tune, FallbacksAreCounted) {
-  Paygo c(tweak(tune_options(), [](Paygo::Options& opt) { opt.max_slots = 1; }));
+  Paygo c(tweak(tune_options(), [](Paygo::Options& opt) {
+    opt.max_slots = 1;
+    opt.slot_mode = SlotMode::Thread;  // threads without a slot go central
+  }));
   Paygo::Object o;
   c.set_distributed(o, true);
   Paygo::Token mine = c.get(o);  // takes the only slot
