@@ -48,6 +48,17 @@
  *              home slot and the entry's local is not 0, else the anchor.
  *              T1 may hand a token back to T0 (channel mb1), which puts it.
  *
+ *   (PERCPU)   SlotMode::Cpu: T0 and T1 are CpuReader processes that share
+ *              CPU 0's table, so both count on the same entry with locked
+ *              RMWs (T1 runs each get on CPU 0 or, CPUS=2, CPU 1). T0 gets
+ *              O up to GETS0 times and X up to GETSX times (claiming the
+ *              entry for X races with T1's gets of O and with O's scans),
+ *              T1 gets O GETS1 times (and X GETSX1 times); each holds one
+ *              token of each object at most and puts it at any later step
+ *              (the put is the same anchor RMW from any thread or CPU, so
+ *              this covers migration). No registration, no slot owner, no
+ *              hand-off channel; Reclaimer and Flusher as above.
+ *
  * Modes: without TUNE, O is distributed for ever (DISTRIBUTED always set,
  * as set_distributed(o, true) pins it). With TUNE, O starts central, as an
  * automatic object does (PROMOTED: already promoted; reset() makes it
@@ -118,8 +129,26 @@
  *   NO_FREEZE_CONTRACT  (DUP) the freeze-contract checks off (the others
  *                       stay): with DUP_NO_FROZEN_CHECK, shows that the
  *                       missing check breaks that contract only.
+ *   PERCPU              per-CPU tables (above; not with TUNE or DUP). An
+ *                       entry {obj, local, anchor} counts in anchor only
+ *                       (local's count bits stay 0). get: obj == O, else
+ *                       claim; anchor.fetch_add(1); obj re-load, not
+ *                       exactly O -> anchor - 1, retry (RETRIES) or go
+ *                       central; mask bit; light fence; w1: FROZEN or
+ *                       generation changed -> anchor - 1, fail. Claim of a
+ *                       free entry (anchor 0, obj P untagged): CAS obj
+ *                       P -> P|TAG; anchor load, not 0 -> CAS back, give
+ *                       up; else obj := O (plain). A scan counts obj O and
+ *                       O|TAG.
+ *   PERCPU_PLAIN_CLAIM  (PERCPU) broken: the claim stores obj := O right
+ *                       after its free test: no tag, no anchor re-check.
+ *   PERCPU_NO_RECHECK   (PERCPU) broken: get() does not re-load obj after
+ *                       its anchor + 1.
+ *   PERCPU_SCAN_IGNORES_TAG (PERCPU) broken: a scan counts an entry only
+ *                       if its obj is exactly O (O|TAG is skipped).
  * Bounds: BUF (store buffer entries), GETS0, GETS1, GETSX, ATTEMPTS,
- * RESETS, LIMIT (Options::local_limit), PROMOTES, DEMOTES, DUPS0, DUPS1.
+ * RESETS, LIMIT (Options::local_limit), PROMOTES, DEMOTES, DUPS0, DUPS1;
+ * PERCPU: CPUS (1 or 2 tables), RETRIES, GETSX1.
  */
 
 #ifndef BUF
@@ -155,6 +184,18 @@
 #ifndef DUPS1
 #define DUPS1 1
 #endif
+#ifndef CPUS
+#define CPUS 1      /* PERCPU: CPU tables (1: T0 and T1 share CPU 0's) */
+#endif
+#ifndef RETRIES
+#define RETRIES 1   /* PERCPU: retries of a get whose obj re-load failed */
+#endif
+#ifndef GETSX1
+#define GETSX1 0    /* PERCPU: T1's gets of X */
+#endif
+#if defined(PERCPU) && (defined(TUNE) || defined(DUP))
+#error "PERCPU: not modelled with TUNE or DUP"
+#endif
 
 #define NT 2        /* reader threads T0, T1 */
 #define NS 2        /* slots (max_slots) */
@@ -166,6 +207,7 @@
 #define DIST 1
 #define XTOK 2      /* a token of X (always distributed) */
 #define DISTD 3     /* DUP_PLAIN_PUT: a distributed token a dup made or copied */
+#define TAG 4       /* PERCPU: obj + TAG = obj | tag bit, "claiming"; still names obj */
 
 #ifdef SHARED_GROUP
 #define GBIT(s) 1
@@ -243,9 +285,9 @@ byte fb = NOFB;
 chan mb = [GETS0 + DUPS0 + GETSX] of { byte, byte, byte };
 /* DUP: tokens handed back from T1 to T0 (one at a time) */
 chan mb1 = [1] of { byte, byte, byte };
-#else
+#elif !defined(PERCPU)
 chan mb = [GETS0 + GETSX] of { byte, byte, byte };
-#endif
+#endif                  /* PERCPU: no hand-off channel (see CpuReader) */
 
 /* ---- helpers (only ever used inside d_step / atomic) --------------------- */
 inline flush1(t) {
@@ -645,6 +687,7 @@ dd_wait:
 }
 #endif
 
+#ifndef PERCPU
 /* ---- T0: reader with slot 0, migrates tokens, reuses its entry, exits ---- */
 proctype T0() {
   byte me = 0;
@@ -819,6 +862,255 @@ end_t1:
   done1 = 1
 }
 #endif
+#else /* PERCPU: CpuReader replaces T0 and T1 */
+
+/* ---- PERCPU: readers on a per-CPU table ------------------------------------
+ * One table per CPU; entry `slot` of CPU `slot`'s table (probe window 1) is
+ * shared by every thread that runs there, so it is written with locked
+ * RMWs only (the claim's final obj store aside) and any of them may be
+ * preempted between any two steps. The count lives in anchor; local's
+ * count bits stay 0 (local only carries the use counter, not modelled:
+ * elocal stays 0). No owner, no registration, no home put. */
+
+/* ---- reader, PERCPU: claim of a free entry for `ob` -----------------------
+ * ov is the obj value step 1 read (P: another object, null, or tagged).
+ * Sets e = 1 if the entry now names ob (our obj store may still be in our
+ * buffer), e = 0 if the claim gave up (the get falls back to the central
+ * word; X's fallback is not modelled). */
+inline cpu_claim(ob) {
+  e = 0;                               /* not claimed (yet) */
+  /* free test: anchor.load(acquire) == 0; a tagged obj is another
+   * thread's claim under way, and the CAS below would fail on it */
+pc_free:
+  d_step { av = eanchor[slot]; printf("@ T%d claim: free test, obj %d anchor %d\n", me, ov, av) };
+  if
+  :: av != 0 || ov >= TAG -> e = 0     /* not free: window full */
+  :: else ->
+#ifdef PERCPU_PLAIN_CLAIM
+     /* broken: obj := ob with a plain store right after the free test; no
+      * tag, no anchor re-check */
+pc_plain_store:
+     d_step { sb[me].cnt < BUF; st(me, AOBJ(slot), ob);
+              printf("@ T%d claim: BROKEN, entry %d obj := %d (plain, buffered)\n", me, slot, ob) };
+     e = 1
+#else
+     /* a: obj.compare_exchange_strong(P, P | TAG) (seq_cst; locked:
+      * drains). It fails if obj is no longer the P step 1 read. */
+pc_tag:
+     d_step { drain(me);
+              if
+              :: eobj[slot] == ov -> eobj[slot] = ov + TAG; e = 1
+              :: else -> e = 0
+              fi;
+              printf("@ T%d claim: CAS obj %d -> %d: %d (obj now %d)\n", me, ov, ov + TAG, e, eobj[slot]) };
+     if
+     :: e ->
+        /* b: anchor.load(seq_cst); the store-buffer partner of a
+         * getter's anchor + 1 and obj re-load */
+pc_tag_anchor:
+        d_step { av = eanchor[slot]; printf("@ T%d claim: anchor after the tag %d\n", me, av) };
+        if
+        :: av != 0 ->
+           /* a getter got in: CAS obj P | TAG -> P and give up (a tagged
+            * obj is changed by its tagger only, so the CAS succeeds) */
+pc_untag:
+           d_step { drain(me); assert(eobj[slot] == ov + TAG); eobj[slot] = ov; e = 0;
+                    printf("@ T%d claim: untag, obj %d, give up\n", me, ov) }
+        :: else ->
+           /* c: obj.store(ob, release): a plain store, buffered */
+pc_store:
+           d_step { sb[me].cnt < BUF; st(me, AOBJ(slot), ob);
+                    printf("@ T%d claim: entry %d obj := %d (buffered)\n", me, slot, ob) }
+        fi
+     :: else
+     fi
+#endif
+  fi;
+  av = 0                               /* scratch back to 0 */
+}
+
+/* ---- reader, PERCPU: the per-CPU get of cob on the entry of `slot` -------
+ * On success ok = 1 and {tkind, tslot, tinc} describe the token. For X only
+ * the entry's part is modelled (steps 1-3, claim); X's word, mask and
+ * fence are not, nor X's central fallback (as in get_any). */
+inline cpu_get() {
+  ok = 0;
+  if
+  :: cob == O ->
+     /* w0 = word.load(acquire); FROZEN -> fail (always DISTRIBUTED) */
+pc_w0:
+     d_step { w0f = frozen; w0g = gen; w0i = inc;
+              printf("@ T%d get (CPU %d): w0 gen=%d frozen=%d\n", me, slot, w0g, w0f) }
+  :: else
+  fi;
+  if
+  :: w0f -> skip                       /* FROZEN: fail */
+  :: else ->
+     rt = 0;                           /* retries so far */
+     /* 1: e.obj.load(seq_cst) (own buffer first) */
+pc_obj:
+     do
+     :: d_step { vobj(me, slot, ov); printf("@ T%d get: obj %d\n", me, ov) };
+        if
+        :: ov == cob -> e = 1
+        :: else -> cpu_claim(cob)      /* sets e */
+        fi;
+        if
+        :: !e -> break                 /* claim gave up: central */
+        :: else ->
+           /* 2: anchor.fetch_add(1) (seq_cst; locked: drains, so a claim's
+            * obj store is in memory before the + 1) */
+pc_add:
+           d_step { drain(me); eanchor[slot]++;
+                    printf("@ T%d get: anchor[%d] + 1 -> %d\n", me, slot, eanchor[slot]) };
+#ifndef PERCPU_NO_RECHECK
+           /* 3: e.obj.load(seq_cst) again: not exactly cob (another
+            * object, or tagged: a claim under way) -> back off */
+pc_reobj:
+           d_step { vobj(me, slot, ov); printf("@ T%d get: obj re-load %d\n", me, ov) };
+           if
+           :: ov == cob -> break       /* counted on this entry */
+           :: else ->
+              /* anchor.fetch_sub(1); retry from 1 (RETRIES times) or go
+               * central */
+pc_back_obj:
+              d_step { drain(me); eanchor[slot]--; e = 0;
+                       printf("@ T%d get: obj changed: anchor[%d] - 1 -> %d\n", me, slot, eanchor[slot]) };
+              if
+              :: rt < RETRIES -> rt++  /* retry from 1 */
+              :: else -> break         /* central */
+              fi
+           fi
+#else
+           break                       /* broken: no re-load */
+#endif
+        fi
+     od;
+     rt = 0;                           /* e = 1: counted on the entry */
+     if
+     :: e && cob == X ->
+        /* ghost: X's token (its word is not modelled) */
+        d_step { liveX++; ok = 1; tkind = XTOK; tslot = slot }
+     :: e && cob == O ->
+        /* 4: if (!(mask.load() & group_bit)) mask.fetch_or(group_bit) */
+pc_mask:
+        if
+        :: d_step { (mask & GBIT(slot)) != 0 ->
+                    printf("@ T%d get: mask=%d has the bit: skip fetch_or\n", me, mask) }
+        :: else ->
+pc_fetch_or:
+           d_step { drain(me); mask = mask | GBIT(slot);
+                    printf("@ T%d get: mask.fetch_or -> %d\n", me, mask) }
+        fi;
+        /* 5: light_fence(): seq_cst: mfence, with nothing left to drain
+         * after the locked RMWs; membarrier: a compiler barrier. No step.
+         * w1 = word.load(seq_cst); generation changed or FROZEN -> back
+         * off */
+pc_w1:
+        d_step {
+          if
+          :: gen != w0g || frozen ->
+             printf("@ T%d get: w1 gen=%d frozen=%d: back off\n", me, gen, frozen)
+          :: else ->
+             ok = 1; tkind = DIST; tslot = slot; tinc = w0i;
+             /* safety: no get succeeds on a dead incarnation */
+             printf("@ T%d get: w1 gen=%d frozen=%d: SUCCESS, token on entry %d\n", me, gen, frozen, slot);
+             assert(!killed[tinc]);
+             live[tinc]++
+          fi
+        };
+        if
+        :: !ok ->
+           /* back off: anchor.fetch_sub(1) (locked) */
+pc_undo:
+           d_step { drain(me); eanchor[slot]--;
+                    printf("@ T%d get: undo, anchor[%d] - 1 -> %d\n", me, slot, eanchor[slot]) }
+        :: else
+        fi
+     :: !e && cob == O ->
+        /* get_central() -> central_tryget(), as g_central */
+pc_central:
+        d_step {
+          drain(me);
+          if
+          :: !frozen ->
+             ccount++; ok = 1; tkind = CENTRAL; tslot = NOSLOT; tinc = inc;
+             printf("@ T%d get: central CAS, count=%d\n", me, ccount);
+             assert(!killed[tinc]);
+             live[tinc]++
+          :: else
+          fi
+        }
+     :: else                           /* X goes central: not modelled */
+     fi
+  fi;
+  w0f = 0; w0g = 0; w0i = 0; e = 0; ov = 0  /* locals back to 0 */
+}
+
+/* ---- PERCPU: reader thread Tme on the CPU tables ---------------------------
+ * Up to getsO gets of O and getsX of X, holding at most one token of each
+ * at a time; each token may be put at any later point. A put is
+ * anchor.fetch_sub(1, release) on the token's entry from whichever thread
+ * and CPU holds the token, the same locked RMW everywhere, so migration
+ * between get and put (and a token handed to another thread) is this put
+ * at some later step: no hand-off channel. T0 stays on CPU 0; T1 runs
+ * each get on CPU 0 or (CPUS=2) CPU 1, so it also migrates between gets. */
+proctype CpuReader(byte me; byte getsO; byte getsX) {
+  byte slot;               /* the CPU this thread runs its get on */
+  bit ok, e, w0f;
+  byte cob, w0g, w0i, ov, tkind, tslot, tinc, nO, nX, rt;
+  short av;
+  bit h;                   /* holds a token of O ... */
+  byte hk, hs, hg;         /* ... of kind hk, on entry hs, incarnation hg */
+  bit hX;                  /* holds a token of X ... */
+  byte xe;                 /* ... on entry xe */
+
+  do
+  :: (!h && nO < getsO) || (!hX && nX < getsX) ->
+     if
+     :: !h && nO < getsO -> nO++; cob = O
+     :: !hX && nX < getsX -> nX++; cob = X
+     fi;
+#if CPUS > 1
+     /* the scheduler picks T1's CPU for this get */
+     if
+     :: me == 1 -> if :: slot = 0 :: slot = 1 fi
+     :: else
+     fi;
+#endif
+     cpu_get();
+     if
+     :: ok && cob == O -> h = 1; hk = tkind; hs = tslot; hg = tinc
+     :: ok && cob == X -> hX = 1; xe = tslot
+     :: else
+     fi;
+     ok = 0; tkind = 0; tslot = 0; tinc = 0; cob = 0
+  :: h && hk == CENTRAL ->
+     /* central_put(): word.fetch_sub(1, release) */
+pc_put_central:
+     d_step { drain(me); ccount--; live[hg]--; h = 0; hk = 0; hg = 0;
+              printf("@ T%d put: central, count=%d\n", me, ccount); assert(ccount >= 0) }
+  :: h && hk == DIST ->
+     /* put: anchor.fetch_sub(1, release) on the token's entry (locked) */
+pc_put:
+     d_step { drain(me); eanchor[hs]--; live[hg]--;
+              printf("@ T%d put: anchor[%d] - 1 -> %d\n", me, hs, eanchor[hs]);
+              check_nonneg(hs); h = 0; hk = 0; hs = 0; hg = 0 }
+  :: hX ->
+     /* put(X): the same anchor.fetch_sub(1, release) */
+pc_put_x:
+     d_step { drain(me); eanchor[xe]--; liveX--;
+              printf("@ T%d put(X): anchor[%d] - 1 -> %d\n", me, xe, eanchor[xe]);
+              check_nonneg(xe); hX = 0; xe = 0 }
+  :: nO == getsO && nX == getsX && !hX ->
+     break                           /* may end holding its token of O */
+  od;
+  /* thread exit: nothing to retire (the CPU tables stay) */
+pc_exit:
+  atomic { drain(me); if :: me == 0 -> done0 = 1 :: else -> done1 = 1 fi;
+           printf("@ T%d exits\n", me) }  /* d_step: no jump target */
+}
+#endif /* PERCPU */
 
 /* ---- the scan of a frozen O's entries -------------------------------------
  * sum_masked() (the slots of the groups in m) or, with m = 255,
@@ -843,9 +1135,17 @@ r_table:
 r_obj:
         d_step { o = (t -> eobj[s] : NOOBJ); printf("@ %c slot %d: table %d obj %d\n", who, s, t, o) };
         if
-        :: o == O ->
+#if defined(PERCPU) && !defined(PERCPU_SCAN_IGNORES_TAG)
+        /* PERCPU: the tag stripped, obj O | TAG (a claim of O's entry
+         * under way) counts for O too */
+        :: o == O || o == O + TAG ->
+#else
+        :: o == O ->                   /* (PERCPU_SCAN_IGNORES_TAG: broken) */
+#endif
+#ifndef PERCPU
 r_local:
            d_step { gs = gs + elocal[s]; printf("@ %c slot %d: local %d\n", who, s, elocal[s]) };
+#endif                                 /* PERCPU: local counts 0, no step */
 r_anchor:
            d_step { gs = gs + eanchor[s]; printf("@ %c slot %d: anchor %d\n", who, s, eanchor[s]) };
 #ifndef NO_CLAMP
@@ -1020,6 +1320,9 @@ r_final:
     do
     :: s < NS ->
        assert(elocal[s] + eanchor[s] >= 0);
+#ifdef PERCPU
+       assert(eobj[s] < TAG);          /* no claim left half done */
+#endif
        if
        :: eobj[s] == O -> sc = sc + elocal[s] + eanchor[s]
        :: else -> assert(elocal[s] + eanchor[s] == 0)  /* X: liveX == 0 here */
@@ -1157,10 +1460,22 @@ end_flush:
 
 init {
   atomic {
+#ifndef PERCPU
     owner[0] = 1;  /* T0 registered slot 0 */
     run Flusher();
     run T0();
     run T1();
+#else
+    /* PERCPU: the CPU tables exist from the start, unowned; the scans
+     * cover CPUS of them (high_water) */
+    tbl[0] = 1;
+#if CPUS > 1
+    tbl[1] = 1; used1 = 1;
+#endif
+    run Flusher();
+    run CpuReader(0, GETS0, GETSX);  /* T0: gets O and X on CPU 0 */
+    run CpuReader(1, GETS1, GETSX1); /* T1: gets O (and X) on CPU 0 (or 1) */
+#endif
 #ifdef TUNE
 #ifdef PROMOTED
     dist = 1;      /* automatic, already promoted */

@@ -74,6 +74,22 @@ variants=(
   "put_raw_no_local_test|cex|-DDUP -DGETSX=0 -DPUT_RAW_NO_LOCAL_TEST|"
   "put_raw_no_local_test_membarrier|cex|-DDUP -DGETSX=0 -DMEMBARRIER -DPUT_RAW_NO_LOCAL_TEST|"
   "dup_plain_put|cex|-DDUP -DGETSX=0 -DDUP_PLAIN_PUT|"
+  # per-CPU tables (SlotMode::Cpu): T0 and T1 share CPU 0's entry, T0 also
+  # claims it for X (T1 too in percpu_two_claimers); 2cpu: T1 runs each
+  # get on CPU 0 or 1. No TUNE, no DUP
+  "percpu_seq_cst|ok|-DPERCPU|"
+  "percpu_membarrier|ok|-DPERCPU -DMEMBARRIER|"
+  "percpu_seq_cst_batch|ok|-DPERCPU -DBATCH|"
+  "percpu_membarrier_batch|ok|-DPERCPU -DMEMBARRIER -DBATCH|"
+  "percpu_2cpu_seq_cst|ok|-DPERCPU -DCPUS=2|"
+  "percpu_2cpu_membarrier_shared_group|ok|-DPERCPU -DCPUS=2 -DMEMBARRIER -DSHARED_GROUP|"
+  "percpu_two_claimers|ok|-DPERCPU -DGETSX1=1|-DCOLLAPSE"
+  "percpu_big|ok|-DPERCPU -DMEMBARRIER -DGETS1=2 -DATTEMPTS=3 -DRETRIES=2|-DCOLLAPSE"
+  "percpu_plain_claim|cex|-DPERCPU -DPERCPU_PLAIN_CLAIM|"
+  "percpu_no_recheck|cex|-DPERCPU -DPERCPU_NO_RECHECK|"
+  "percpu_no_recheck_membarrier|cex|-DPERCPU -DMEMBARRIER -DPERCPU_NO_RECHECK|"
+  "percpu_scan_ignores_tag|cex|-DPERCPU -DPERCPU_SCAN_IGNORES_TAG|"
+  "percpu_scan_ignores_tag_batch|cex|-DPERCPU -DBATCH -DPERCPU_SCAN_IGNORES_TAG|"
 )
 
 if [[ "${1:-}" == --list ]]; then
