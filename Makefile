@@ -82,6 +82,16 @@ EVAL_PHASE_ARGS := --counters atomic,paygo --workloads PHASE --io cache --hint a
 # auto and hinted, atomic) and the OS page cache; ~15 s.
 EVAL_RRND_ARGS := --counters atomic,paygo --workloads RRND --io cache,pread --hint auto,hot \
                   --threads 1,2 --duration 0.5 --repeat 3
+# Oversubscribed: DRBH through the page cache with 256 and 1000 threads on
+# the usable CPUs, noop, atomic and PAYGO (hint auto) once per slot mode
+# (thread: per-thread tables, the threads beyond max_slots on the central
+# word; cpu: per-CPU tables; spill: per-thread, then per-CPU); plotted as
+# counting-DRBH-oversub.png (tools/plot --suffix oversub). With that many
+# threads a repeat's timed part outlasts --duration (the thread that stops
+# it waits for a CPU: about 0.4 s at 256 threads, 1-3 s at 1000 on 2 CPUs),
+# so the duration is short and the repeats two; 10-20 s on the 2-core machine.
+EVAL_OVERSUB_ARGS := --counters noop,atomic,paygo --workloads DRBH --io cache \
+                     --slot-mode thread,cpu,spill --threads 256,1000 --duration 0.1 --repeat 2
 EVAL_QUERY_ARGS := --counters all --workloads drop,reclaim-per-page \
                    --distributed 0,1,10,25,50,100 --file-size 128M --repeat 3
 # Drops while 1..n threads miss on another file (the readers' throughput
@@ -318,6 +328,7 @@ eval: bench-build
 	$(call experiment_as,counting-zipf,counting,$(EVAL_ZIPF_ARGS) --threads 1-$$n $(COUNTING_ARGS))
 	$(call experiment_as,counting-phase,counting,$(EVAL_PHASE_ARGS) $(COUNTING_ARGS))
 	$(call experiment_as,counting-rrnd,counting,$(EVAL_RRND_ARGS) $(COUNTING_ARGS))
+	$(call experiment_as,counting-oversub,counting,$(EVAL_OVERSUB_ARGS) $(COUNTING_ARGS))
 	$(call experiment,query,$(EVAL_QUERY_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
 	$(call experiment_as,query-zipf,query,$(EVAL_QUERY_ZIPF_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
 	$(call experiment_as,query-misses,query,$(EVAL_QUERY_MISSES_ARGS) --touch-threads 1-$$n $(QUERY_ARGS))
@@ -327,6 +338,7 @@ eval: bench-build
 	  $(RESULTS_DIR)/counting-zipf.json $(RESULTS_DIR)/counting-phase.json \
 	  $(RESULTS_DIR)/counting-rrnd.json $(RESULTS_DIR)/query.json $(RESULTS_DIR)/query-zipf.json \
 	  $(RESULTS_DIR)/query-misses.json $(RESULTS_DIR)/rocksdb.json
+	tools/plot -o $(RESULTS_DIR) --suffix oversub $(RESULTS_DIR)/counting-oversub.json
 	@secs=$$(( $$(date +%s) - $$(cat $(RESULTS_DIR)/.start) )); rm -f $(RESULTS_DIR)/.start; \
 	  echo "benchmarks took $$secs s (build not included)" | tee -a $(RESULTS_DIR)/summary.txt; \
 	  if grep -q '^WARNING' $(RESULTS_DIR)/summary.txt; then \

@@ -84,6 +84,7 @@ TuneSample tune_sample(const cache::PageCache<C>& pc, const cache::CacheStats& s
   out.demotions = static_cast<double>(st.demotions);
   out.distributed_pages = static_cast<double>(st.distributed_pages);
   out.promoted_pages = static_cast<double>(st.promoted_pages);
+  out.counter_table_bytes = static_cast<double>(st.counter_table_bytes);
   if (st.first_promotion_ns != 0 && first.ns() != 0) {
     out.first_promotion_s = static_cast<double>(st.first_promotion_ns - first.ns()) / 1e9;
   }

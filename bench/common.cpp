@@ -158,6 +158,57 @@ std::vector<unsigned> powers_of_two_up_to(unsigned max) {
   return out;
 }
 
+// ---- PAYGO's slot modes ------------------------------------------------------
+
+const std::vector<std::string>& slot_mode_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (SlotMode m : {SlotMode::Thread, SlotMode::Cpu, SlotMode::Spill}) {
+      v.emplace_back(to_string(m));
+    }
+    return v;
+  }();
+  return names;
+}
+
+CLI::Option* add_slot_modes(CLI::App* app, std::vector<std::string>& modes,
+                            std::string_view scope) {
+  const PaygoOptions defaults;
+  const std::string def(to_string(defaults.slot_mode));
+  if (modes.empty()) modes = {def};
+  return add_names(
+      app, "--slot-mode,--slot-modes", modes, slot_mode_names(),
+      fmt::format("PAYGO rows{} only: comma-separated slot modes (PaygoOptions::slot_mode: where a "
+                  "distributed get counts), or 'all'; each PAYGO row runs once per mode (row field "
+                  "slot_mode), the other counters run once (slot_mode null). thread: a table per "
+                  "thread (a Domain slot; threads beyond max_slots, {} by default, count on the "
+                  "object's central word); cpu: a table per CPU, shared by the threads that run "
+                  "there (an atomic RMW per get and per put; memory and query cost grow with CPUs, "
+                  "not threads); spill: per-thread tables while the max_slots slots last, per-CPU "
+                  "tables for the threads beyond. Default: {} (the library's)",
+                  scope, defaults.max_slots, def));
+}
+
+std::vector<SlotMode> selected_slot_modes(const std::vector<std::string>& given) {
+  std::vector<SlotMode> out;
+  for (const auto& name : selected(given, slot_mode_names(), "--slot-mode")) {
+    SlotMode m{};
+    // Checked by add_slot_modes()'s IsMember; a name the library dropped
+    // would still be refused here.
+    if (!parse_slot_mode(name, m)) {
+      throw UsageError(fmt::format("--slot-mode: unknown slot mode '{}'", name));
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
+std::vector<std::string> names_of(const std::vector<SlotMode>& modes) {
+  std::vector<std::string> out;
+  for (SlotMode m : modes) out.emplace_back(to_string(m));
+  return out;
+}
+
 // ---- threads --------------------------------------------------------------
 
 const std::vector<int>& allowed_cpus() {
@@ -226,6 +277,7 @@ nlohmann::json to_json(const Result& r) {
   j["demotions"] = or_null(r.demotions);
   j["distributed_pages"] = or_null(r.distributed_pages);
   j["promoted_pages"] = or_null(r.promoted_pages);
+  j["counter_table_bytes"] = or_null(r.counter_table_bytes);
   j["first_promotion_s"] = or_null(r.first_promotion_s);
   j["promoted_read_share"] = or_null(r.promoted_read_share);
   j["phases"] = r.phases;
@@ -236,6 +288,7 @@ nlohmann::json to_json(const Result& r) {
   j["evictions"] = or_null(r.evictions_per_s);
   j["readers_during_drop"] = or_null(r.readers_during_drop);
   j["hot_keys"] = or_null(r.hot_keys);
+  j["slot_mode"] = or_null(r.slot_mode);
   return j;
 }
 
@@ -251,6 +304,7 @@ void set_tuning(Result& r, const std::vector<TuneSample>& samples, bool tunes) {
     return median_or_null(v);
   };
   r.distributed_pages = median([](const TuneSample& s) { return s.distributed_pages; });
+  r.counter_table_bytes = median([](const TuneSample& s) { return s.counter_table_bytes; });
   if (!tunes) return;
   r.promotions = median([](const TuneSample& s) { return s.promotions; });
   r.demotions = median([](const TuneSample& s) { return s.demotions; });
@@ -283,7 +337,11 @@ constexpr std::array kColumns = {
     // the cache's sizes and rates (counting); query drop-under-misses
     "cache_bytes", "file_bytes", "hits", "misses", "evictions", "readers_during_drop",
     // rocksdb
-    "hot_keys"};
+    "hot_keys",
+    // micro and counting: PAYGO's slot mode
+    "slot_mode",
+    // counting, io=cache: the counter's table bytes
+    "counter_table_bytes"};
 
 std::string csv_header() {
   return fmt::format("{}", fmt::join(kColumns, ","));
@@ -467,10 +525,13 @@ void print_tables(const std::vector<Result>& results) {
     const bool has_pct =
         std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->distributed_pct; });
     const bool has_hint = std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->hint; });
+    const bool has_slot =
+        std::any_of(rows.begin(), rows.end(), [](auto* r) { return r->slot_mode; });
     auto extra = [&](const Result* r) {
       std::string s;
       if (has_io) s += fmt::format("{:<13} ", r == nullptr ? "io" : r->io.value_or("-"));
       if (has_hint) s += fmt::format("{:<8} ", r == nullptr ? "hint" : r->hint.value_or("-"));
+      if (has_slot) s += fmt::format("{:<6} ", r == nullptr ? "slot" : r->slot_mode.value_or("-"));
       if (has_pct) {
         s += fmt::format("{:>6} ", r == nullptr         ? "dist%"
                                    : r->distributed_pct ? fmt::format("{:g}", *r->distributed_pct)
@@ -479,12 +540,14 @@ void print_tables(const std::vector<Result>& results) {
       return s;
     };
     // Self-tuning columns where some row has a hint: the ratio to the same
-    // counter's hint=hot row, promotions and pages distributed at the end.
+    // counter's hint=hot row (with the same slot mode), promotions and pages
+    // distributed at the end.
     auto hinted = [&](const Result& r) -> std::string {
       if (!r.hint || *r.hint == "hot") return "-";
       for (const Result* b : rows) {
         if (b->counter == r.counter && b->threads == r.threads && b->io == r.io &&
-            b->distributed_pct == r.distributed_pct && b->hint == "hot" && b->stats.median > 0)
+            b->distributed_pct == r.distributed_pct && b->slot_mode == r.slot_mode &&
+            b->hint == "hot" && b->stats.median > 0)
           return fmt::format("{:.3f}", r.stats.median / b->stats.median);
       }
       return "-";

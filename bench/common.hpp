@@ -6,6 +6,7 @@
 //     is a CLI11 error or a UsageError (main() prints it, exit code 2);
 //   * the counter list as names, and a dispatcher that instantiates a
 //     template once per selected counter (no virtual calls on hot paths);
+//   * PAYGO's --slot-mode list (the paygo rows run once per mode);
 //   * run_team(): T threads pinned round-robin to the CPUs this process may
 //     use, started together by a std::latch, stopped by an atomic flag,
 //     counting their operations in locals and adding them once at the end;
@@ -35,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -133,6 +135,40 @@ void add_outputs(CLI::App* app, std::string& json, std::string& csv);
 /// 1, 2, 4, ... up to and including `max` (max itself even if not a power).
 std::vector<unsigned> powers_of_two_up_to(unsigned max);
 
+// ---- PAYGO's slot modes (--slot-mode) ----------------------------------------
+
+/// The names of paygo::SlotMode (paygo::to_string), in the enum's order:
+/// "thread", "cpu", "spill".
+const std::vector<std::string>& slot_mode_names();
+/// --slot-mode into `modes` (its default: the library's, the name of
+/// PaygoOptions{}.slot_mode): a list of slot_mode_names() or 'all', for the
+/// paygo rows only. `scope` says which rows (e.g. " of --io cache").
+CLI::Option* add_slot_modes(CLI::App* app, std::vector<std::string>& modes,
+                            std::string_view scope = "");
+/// The modes a --slot-mode list selects (selected(), then parse_slot_mode).
+std::vector<SlotMode> selected_slot_modes(const std::vector<std::string>& given);
+/// The modes' names (for the JSON config).
+std::vector<std::string> names_of(const std::vector<SlotMode>& modes);
+/// The slot modes counter C runs once each with: every one of `modes` for
+/// PAYGO, one null (no mode, slot_mode null in its rows) for the others.
+template <class C>
+std::vector<std::optional<SlotMode>> slot_modes_of(const std::vector<SlotMode>& modes) {
+  if constexpr (std::is_same_v<C, Paygo>) {
+    return {modes.begin(), modes.end()};
+  } else {
+    return {std::nullopt};
+  }
+}
+/// The row's slot_mode field: the mode's name, or null.
+inline std::optional<std::string> slot_mode_field(std::optional<SlotMode> m) {
+  if (!m) return std::nullopt;
+  return std::string(to_string(*m));
+}
+/// " slot=<mode>" for a progress line, "" without a mode.
+inline std::string slot_mode_label(std::optional<SlotMode> m) {
+  return m ? fmt::format(" slot={}", to_string(*m)) : std::string();
+}
+
 // ---- counters -------------------------------------------------------------
 
 template <class List>
@@ -191,6 +227,12 @@ struct TeamRun {
 /// happens `seconds` after the start. Exceptions from the threads are
 /// rethrown here (the first one).
 ///
+/// With more threads than CPUs the stop comes late: this thread must get a
+/// CPU back from the busy team to set it (with 1000 threads on 2 CPUs,
+/// typically 0.3 to 3 s after the asked `seconds`). TeamRun::seconds is
+/// the real time from the start to the stop, so the rate stays right; only
+/// the run takes longer.
+///
 /// before() and after() (the overload below) run on the calling thread:
 /// before() once every warm-up is done and before the start, after() once
 /// every thread has stopped and joined, so what happens between them is
@@ -231,8 +273,12 @@ TeamRun run_team(unsigned threads, double seconds, Warmup&& warmup, Body&& body,
   // Acquire of the failed flag: a warm-up failure was published before its
   // count_down; before() is skipped then (the run is rethrown below).
   if (!failed.load(std::memory_order_acquire)) before();
-  start.arrive_and_wait();
+  // The clock starts before the release: with more threads than CPUs the
+  // workers may run for a long while before this thread gets a CPU back
+  // (a clock read after arrive_and_wait() would miss their first reads
+  // and overstate the rate).
   const auto t0 = std::chrono::steady_clock::now();
+  start.count_down();
   std::this_thread::sleep_until(t0 + std::chrono::duration<double>(seconds));
   // Relaxed: workers only need to see it eventually; no data hangs on it.
   stop.value.store(true, std::memory_order_relaxed);
@@ -300,12 +346,20 @@ struct Result {
   // rocksdb: the keys the reads are restricted to (0: every key); null for
   // the other experiments.
   std::optional<std::uint64_t> hot_keys = std::nullopt;
+  // micro and counting, PAYGO rows: its --slot-mode ("thread", "cpu",
+  // "spill"); null for the other counters and experiments.
+  std::optional<std::string> slot_mode = std::nullopt;
+  // io=cache rows: the counter's table bytes at the end of the timed part
+  // (CacheStats::counter_table_bytes; PAYGO: its per-thread and per-CPU
+  // tables), median of the repeats; null elsewhere.
+  std::optional<double> counter_table_bytes = std::nullopt;
 };
 
 /// What the page cache says about self-tuning after one repeat; folded
 /// into a Result (medians over repeats) by set_tuning().
 struct TuneSample {
   double promotions = 0, demotions = 0, distributed_pages = 0, promoted_pages = 0;
+  double counter_table_bytes = 0;
   std::optional<double> first_promotion_s;
   std::optional<double> promoted_read_share;
 };
@@ -350,7 +404,8 @@ std::string human(double value, std::string_view unit);
 /// One table per workload on stdout: median, min, max, and median / median
 /// of `noop`, of `atomic` and of `kernel` (the pread row) at the same
 /// workload, thread count and distributed %; noop and atomic are taken with
-/// the row's io where they have it, else with any io (io=cache).
+/// the row's io where they have it, else with any io (io=cache). Columns
+/// io, hint, slot (slot_mode) and dist% where some row has them.
 void print_tables(const std::vector<Result>& results);
 
 /// "[i/n] what: result" on stderr, one line per point.

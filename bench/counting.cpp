@@ -111,6 +111,7 @@ std::uint64_t reads_until(const std::atomic<bool>& stop, ReadOne&& read_one) {
 struct CountingOptions {
   std::vector<std::string> workloads = {"DRBL", "DRBM", "DRBH"};
   std::vector<std::string> hints = {"auto"};
+  std::vector<std::string> slot_modes;  // add_slot_modes(): the library's default
   // 0: not given (a given size is at least 1), per workload: DRBZ's file 64M,
   // RRND's 4x the cache; the cache: see cache_bytes_for.
   std::uint64_t file_size = 0;
@@ -199,11 +200,13 @@ struct CacheRun {
 };
 
 /// One repeat of an io=cache point over a fresh cache of `cache_bytes`
-/// (a multiple of kBlock). `repeat` seeds RRND's generators.
+/// (a multiple of kBlock). `repeat` seeds RRND's generators; `slot` is
+/// PAYGO's slot mode (null for the other counters).
 template <class C>
 CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& workload,
                     unsigned threads, double seconds, const std::string& hint,
-                    const CountingOptions& copt, std::uint64_t cache_bytes, unsigned repeat) {
+                    std::optional<SlotMode> slot, const CountingOptions& copt,
+                    std::uint64_t cache_bytes, unsigned repeat) {
   const bool drbz = workload == "DRBZ";
   const bool phase = workload == "PHASE";
   const bool rrnd = workload == "RRND";
@@ -213,6 +216,7 @@ CacheRun cache_once(const Files& files, const Zipf* zipf, const std::string& wor
   auto make_cache = [&] {
     if constexpr (std::is_same_v<C, Paygo>) {
       PaygoOptions po;
+      if (slot) po.slot_mode = *slot;
       po.promote_events = copt.promote_events;
       po.promote_window_us = copt.promote_window_us;
       po.demote_sweeps = copt.demote_sweeps;
@@ -553,21 +557,21 @@ void print_phases(const std::vector<Result>& results) {
     if (!header) {
       fmt::print(
           "\ncounting / PHASE per phase (hot block: ms from the phase start to its promotion / "
-          "demotion, sweep steps to the demotion)\n{:<14} {:<8} {:>7} {:>6} {:>5} {:<6} {:>6} "
-          "{:>6} {:>10} {:>10} {:>7}\n",
-          "counter", "hint", "threads", "repeat", "phase", "kind", "promo", "demo", "promo_ms",
-          "demo_ms", "sweeps");
+          "demotion, sweep steps to the demotion)\n{:<14} {:<8} {:<6} {:>7} {:>6} {:>5} {:<6} "
+          "{:>6} {:>6} {:>10} {:>10} {:>7}\n",
+          "counter", "hint", "slot", "threads", "repeat", "phase", "kind", "promo", "demo",
+          "promo_ms", "demo_ms", "sweeps");
       header = true;
     }
     auto v = [](const nlohmann::json& j) {
       return j.is_null() ? std::string("-") : fmt::format("{:.3g}", j.get<double>());
     };
     for (const auto& ph : r.phases) {
-      fmt::print("{:<14} {:<8} {:>7} {:>6} {:>5} {:<6} {:>6} {:>6} {:>10} {:>10} {:>7}\n",
-                 r.counter, r.hint.value_or("-"), r.threads, ph.value("repeat", 0),
-                 ph.value("phase", 0), ph.value("workload", ""), ph.value("promotions", 0),
-                 ph.value("demotions", 0), v(ph["promoted_after_ms"]), v(ph["demoted_after_ms"]),
-                 v(ph["demoted_after_sweeps"]));
+      fmt::print("{:<14} {:<8} {:<6} {:>7} {:>6} {:>5} {:<6} {:>6} {:>6} {:>10} {:>10} {:>7}\n",
+                 r.counter, r.hint.value_or("-"), r.slot_mode.value_or("-"), r.threads,
+                 ph.value("repeat", 0), ph.value("phase", 0), ph.value("workload", ""),
+                 ph.value("promotions", 0), ph.value("demotions", 0), v(ph["promoted_after_ms"]),
+                 v(ph["demoted_after_ms"]), v(ph["demoted_after_sweeps"]));
     }
   }
   std::fflush(stdout);
@@ -578,6 +582,7 @@ int run_counting(const CountingOptions& opt) {
   const auto counters = selected(opt.counters, all_counter_names(), "--counters");
   const auto io = selected(opt.io, kIoModes, "--io");
   const auto hints = selected(opt.hints, kHints, "--hint");
+  const std::vector<SlotMode> slot_modes = selected_slot_modes(opt.slot_modes);
   const std::vector<unsigned> threads = threads_or_cpus(opt.threads);
   const double duration = opt.duration;
   auto has_workload = [&](std::string_view w) {
@@ -676,12 +681,14 @@ int run_counting(const CountingOptions& opt) {
     }
   }
   // Points per (workload, threads): the cache's counters (PAYGO once per
-  // hint), pread (not PHASE), the RocksDB caches (DRBL/DRBM/DRBH and RRND).
+  // hint and slot mode), pread (not PHASE), the RocksDB caches (DRBL/DRBM/
+  // DRBH and RRND).
   auto rocksdb_runs = [](const std::string& w) { return w != "DRBZ" && w != "PHASE"; };
   std::size_t cache_points = 0;
   if (with_cache) {
     for_each_selected(counters, [&]<class C>() {
-      cache_points += std::string_view(C::kName) == "paygo" ? hints.size() : 1;
+      cache_points += (std::string_view(C::kName) == "paygo" ? hints.size() : 1) *
+                      slot_modes_of<C>(slot_modes).size();
     });
   }
   std::size_t total = 0;
@@ -706,6 +713,7 @@ int run_counting(const CountingOptions& opt) {
     std::optional<std::string> hint;
     bool tunes;  // the counter tunes itself: its self-tuning fields are not null
     std::function<CacheRun(unsigned repeat)> once;
+    std::optional<std::string> slot = {};  // PAYGO's slot mode; null for the others
     std::vector<double> samples = {};
     std::vector<TuneSample> tune = {};
     std::optional<std::uint64_t> cache_bytes = {};
@@ -714,8 +722,9 @@ int run_counting(const CountingOptions& opt) {
     bool failed = false;
   };
   auto label = [](const std::string& workload, const Point& p, unsigned t) {
-    return fmt::format("counting {} io={} {}{} threads={}", workload, p.mode, p.counter,
-                       p.hint ? " hint=" + *p.hint : std::string(), t);
+    return fmt::format("counting {} io={} {}{}{} threads={}", workload, p.mode, p.counter,
+                       p.hint ? " hint=" + *p.hint : std::string(),
+                       p.slot ? " slot=" + *p.slot : std::string(), t);
   };
   auto run_group = [&](const std::string& workload, unsigned t, std::vector<Point>& points) {
     for (unsigned r = 0; r < opt.repeat; ++r) {
@@ -747,6 +756,7 @@ int run_counting(const CountingOptions& opt) {
       Result res{"counting",           workload, p.counter, p.mode, t, std::nullopt,
                  summarize(p.samples), "ops/s"};
       res.hint = p.hint;
+      res.slot_mode = p.slot;
       if (p.mode == "cache") set_tuning(res, p.tune, p.tunes);
       if (workload == "PHASE") res.phases = std::move(p.phases);
       res.cache_bytes = p.cache_bytes;
@@ -776,11 +786,16 @@ int run_counting(const CountingOptions& opt) {
         const std::uint64_t cb = cache_bytes_for(w, t, false);
         for_each_selected(counters, [&]<class C>() {
           const bool paygo = std::string_view(C::kName) == "paygo";
+          // PAYGO: once per hint and slot mode (the slot modes of one hint
+          // side by side); the others once, advised Hot.
           for (const std::string& h : paygo ? hints : std::vector<std::string>{"hot"}) {
-            points.push_back({std::string(C::kName), "cache", h, kTunes<C>,
-                              [&files, z, &w, t, duration, h, &opt, cb](unsigned r) {
-                                return cache_once<C>(files, z, w, t, duration, h, opt, cb, r);
-                              }});
+            for (const std::optional<SlotMode> m : slot_modes_of<C>(slot_modes)) {
+              points.push_back({std::string(C::kName), "cache", h, kTunes<C>,
+                                [&files, z, &w, t, duration, h, m, &opt, cb](unsigned r) {
+                                  return cache_once<C>(files, z, w, t, duration, h, m, opt, cb, r);
+                                },
+                                slot_mode_field(m)});
+            }
           }
         });
       }
@@ -808,6 +823,7 @@ int run_counting(const CountingOptions& opt) {
       {"counters", counters},
       {"io", io},
       {"hints", hints},
+      {"slot_modes", names_of(slot_modes)},
       {"threads", threads},
       {"duration_s", duration},
       {"repeat", opt.repeat},
@@ -863,8 +879,9 @@ Subcommand add_counting_command(CLI::App& app) {
       "I/O modes:\n"
       "  cache  paygo's page cache with each --counters entry. PAYGO runs once per --hint:\n"
       "         auto (no advice: self-tuning), hot (the files advised Hot: the seed's hot\n"
-      "         section), central (advised Central); the other counters run once, advised\n"
-      "         Hot (hint column 'hot')\n"
+      "         section), central (advised Central), and within each hint once per\n"
+      "         --slot-mode (thread, cpu, spill; default: the library's; column 'slot');\n"
+      "         the other counters run once, advised Hot (hint column 'hot', no slot mode)\n"
       "  pread  the OS page cache through pread(2); the counter column is 'kernel'\n"
       "  rocksdb-lru, rocksdb-hcc, rocksdb-paygo  RocksDB's LRUCache / HyperClockCache /\n"
       "         PAYGO's rocksdb::Cache (paygo::rocksdb::NewPaygoCache: pins are PAYGO gets\n"
@@ -881,6 +898,7 @@ Subcommand add_counting_command(CLI::App& app) {
       "Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
   add_names(sub, "--workload,--workloads", opt->workloads, kWorkloads, "Comma-separated workloads");
   add_names(sub, "--hint", opt->hints, kHints, "Comma-separated hints for the paygo rows");
+  add_slot_modes(sub, opt->slot_modes, " of --io cache");
   size_option(sub->add_option(
       "--file-size", opt->file_size,
       "DRBZ's and RRND's file: 4096, 512K, 64M, 1G, ... (a multiple of 4096; K, M, G, T "

@@ -8,14 +8,18 @@
 //           distributed reference to (so S slots hold state for it).
 //
 // Every point is measured --repeat times, each with a fresh counter and
-// object; the median, min and max are reported.
+// object; the median, min and max are reported. PAYGO runs once per
+// --slot-mode (PaygoOptions::slot_mode; its other options the library's,
+// max_slots included), the other counters once.
 #include <fmt/core.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "commands.hpp"
@@ -33,6 +37,7 @@ struct MicroOptions {
   std::vector<std::string> counters = {"all"};
   std::vector<std::string> threads;  // empty: 1..number of usable CPUs
   std::vector<std::string> workloads = kWorkloads;
+  std::vector<std::string> slot_modes;  // add_slot_modes(): the library's default
   double duration = 0.3;
   unsigned repeat = 3;
   unsigned max_slots = 64;
@@ -46,19 +51,36 @@ constexpr unsigned kOpsPerCheck = 32;
 /// freeze/query/unfreeze rounds per clock read in `query`.
 constexpr unsigned kQueriesPerCheck = 8;
 
+/// A fresh counter: PAYGO with the library's options (max_slots
+/// PaygoOptions{}.max_slots) but slot mode `slot`, the others
+/// default-constructed (`slot` is null for them).
+template <class C>
+std::unique_ptr<C> make_counter(std::optional<SlotMode> slot) {
+  if constexpr (std::is_same_v<C, Paygo>) {
+    PaygoOptions po;
+    if (slot) po.slot_mode = *slot;
+    return std::make_unique<C>(po);
+  } else {
+    return std::make_unique<C>();
+  }
+}
+
 /// A fresh counter and one object of it marked distributed, on the heap
 /// (a counter may be large) and on cache lines of their own.
 template <class C>
 struct HotObject {
-  std::unique_ptr<C> counter = std::make_unique<C>();
-  std::unique_ptr<Padded<typename C::Object>> object =
-      std::make_unique<Padded<typename C::Object>>(*counter);
-  HotObject() { counter->set_distributed(object->value, true); }
+  explicit HotObject(std::optional<SlotMode> slot)
+      : counter(make_counter<C>(slot)),
+        object(std::make_unique<Padded<typename C::Object>>(*counter)) {
+    counter->set_distributed(object->value, true);
+  }
+  std::unique_ptr<C> counter;
+  std::unique_ptr<Padded<typename C::Object>> object;
 };
 
 template <class C>
-double hot_once(unsigned threads, double seconds) {
-  HotObject<C> hot;
+double hot_once(unsigned threads, double seconds, std::optional<SlotMode> slot) {
+  HotObject<C> hot(slot);
   C& c = *hot.counter;
   typename C::Object& o = hot.object->value;
   Padded<std::atomic<std::uint64_t>> failed(0);
@@ -107,8 +129,8 @@ void freeze_or_fail(C& c, typename C::Object& o) {
 }
 
 template <class C>
-double query_once(unsigned slots, double seconds) {
-  HotObject<C> hot;
+double query_once(unsigned slots, double seconds, std::optional<SlotMode> slot) {
+  HotObject<C> hot(slot);
   C& c = *hot.counter;
   typename C::Object& o = hot.object->value;
 
@@ -182,6 +204,7 @@ int run_micro(const MicroOptions& opt) {
   // ---- validate everything before measuring anything ----
   const auto counters = selected(opt.counters, all_counter_names(), "--counters");
   const auto workloads = selected(opt.workloads, kWorkloads, "--workloads");
+  const std::vector<SlotMode> slot_modes = selected_slot_modes(opt.slot_modes);
   const std::vector<unsigned> threads = threads_or_cpus(opt.threads);
   const auto slot_counts = powers_of_two_up_to(opt.max_slots);
   Outputs outputs(opt.json, opt.csv);
@@ -198,30 +221,36 @@ int run_micro(const MicroOptions& opt) {
   }
 
   // ---- measure ----
-  Progress progress(points.size() * counters.size());
+  // PAYGO once per slot mode, the other counters once.
+  std::size_t runs = 0;
+  for_each_selected(counters, [&]<class C>() { runs += slot_modes_of<C>(slot_modes).size(); });
+  Progress progress(points.size() * runs);
   std::vector<Result> results;
   unsigned failures = 0;
   for (const Point& p : points) {
     for_each_selected(counters, [&]<class C>() {
-      const std::string what =
-          fmt::format("micro {} {} threads={}", p.workload, C::kName, p.threads);
-      const std::string unit = p.workload == "query" ? "s" : "ops/s";
-      std::vector<double> samples;
-      try {
-        for (unsigned r = 0; r < opt.repeat; ++r) {
-          samples.push_back(p.workload == "query" ? query_once<C>(p.threads, opt.duration)
-                                                  : hot_once<C>(p.threads, opt.duration));
+      for (const std::optional<SlotMode> slot : slot_modes_of<C>(slot_modes)) {
+        const std::string what = fmt::format("micro {} {}{} threads={}", p.workload, C::kName,
+                                             slot_mode_label(slot), p.threads);
+        const std::string unit = p.workload == "query" ? "s" : "ops/s";
+        std::vector<double> samples;
+        try {
+          for (unsigned r = 0; r < opt.repeat; ++r) {
+            samples.push_back(p.workload == "query" ? query_once<C>(p.threads, opt.duration, slot)
+                                                    : hot_once<C>(p.threads, opt.duration, slot));
+          }
+        } catch (const PointFailed& e) {
+          ++failures;
+          progress.report(what, fmt::format("FAILED: {}", e.what()));
+          continue;
         }
-      } catch (const PointFailed& e) {
-        ++failures;
-        progress.report(what, fmt::format("FAILED: {}", e.what()));
-        return;
+        Result res{"micro",   p.workload,   std::string(C::kName), std::nullopt,
+                   p.threads, std::nullopt, summarize(samples),    unit};
+        res.slot_mode = slot_mode_field(slot);
+        progress.report(what, fmt::format("{}{} (median of {})", human(res.stats.median, unit),
+                                          unit == "s" ? "" : " ops/s", samples.size()));
+        results.push_back(std::move(res));
       }
-      Result res{"micro",   p.workload,   std::string(C::kName), std::nullopt,
-                 p.threads, std::nullopt, summarize(samples),    unit};
-      progress.report(what, fmt::format("{}{} (median of {})", human(res.stats.median, unit),
-                                        unit == "s" ? "" : " ops/s", samples.size()));
-      results.push_back(std::move(res));
     });
   }
 
@@ -229,7 +258,7 @@ int run_micro(const MicroOptions& opt) {
   nlohmann::json config = {{"command", "micro"},     {"counters", counters},
                            {"workloads", workloads}, {"threads", threads},
                            {"slots", slot_counts},   {"duration_s", opt.duration},
-                           {"repeat", opt.repeat}};
+                           {"repeat", opt.repeat},   {"slot_modes", names_of(slot_modes)}};
   outputs.write(config, results);
   print_tables(results);
   return outputs.finish(failures);
@@ -256,16 +285,27 @@ Subcommand add_micro_command(CLI::App& app) {
       "          the cost of an exact zero check on an object S slots have touched. A refused\n"
       "          freeze is retried (and timed) for up to 1 s, then the point fails.\n"
       "          Result: seconds per query, one point per S in 1,2,4,... up to --max-slots.\n"
-      "Each point runs --repeat times with a fresh counter and object; the median, min and max\n"
-      "are reported. Progress goes to stderr, tables (with ratios to the noop and atomic\n"
-      "baselines) to stdout. Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
+      "PAYGO runs once per --slot-mode (default: the library's), built with the library's\n"
+      "options but that slot mode, so with max_slots = " +
+          std::to_string(PaygoOptions{}.max_slots) +
+          " (not --max-slots, which only\n"
+          "sets the S of 'query'): in mode thread, the threads beyond " +
+          std::to_string(PaygoOptions{}.max_slots) +
+          " count on the\n"
+          "object's central word; in mode spill, on per-CPU tables; in mode cpu, every thread\n"
+          "counts on its CPU's table. The other counters run once (slot_mode null).\n"
+          "Each point runs --repeat times with a fresh counter and object; the median, min and\n"
+          "max are reported. Progress goes to stderr, tables (with ratios to the noop and atomic\n"
+          "baselines) to stdout. Exit code: 0 ok, 1 a point failed, 2 bad arguments.");
   add_counters(sub, opt->counters);
   add_names(sub, "--workloads", opt->workloads, kWorkloads, "Comma-separated workloads");
+  add_slot_modes(sub, opt->slot_modes);
   add_threads(sub, opt->threads, 4096, " for 'hot'");
   add_duration(sub, opt->duration);
   add_repeat(sub, opt->repeat);
   sub->add_option("--max-slots", opt->max_slots,
-                  "Largest slot count S for 'query' (S = 1, 2, 4, ... up to it), 1..1024")
+                  "Largest slot count S for 'query' (S = 1, 2, 4, ... up to it; S helper "
+                  "threads alive at once), 1..1024. Not PAYGO's max_slots (see above)")
       ->check(CLI::Range(1U, 1024U))
       ->capture_default_str();
   add_outputs(sub, opt->json, opt->csv);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench_cli_test.sh BENCH — smoke test of `paygo-bench micro`: runs it on tiny
 # settings, checks the JSON schema (the ten fields plus the self-tuning ones
-# and the cache's sizes and rates and rocksdb's hot_keys, all null for micro) and the CSV columns,
-# that every requested point is there with positive values, that bad arguments exit non-zero
-# with a message, and that `counting --help` / `query --help` / `rocksdb --help` list their
-# flags.
+# and the cache's sizes and rates and rocksdb's hot_keys, all null for micro,
+# and slot_mode: PAYGO's --slot-mode, null for the other counters) and the CSV columns,
+# that every requested point is there with positive values (PAYGO once per --slot-mode),
+# that bad arguments exit non-zero with a message, and that `micro --help` / `counting --help`
+# / `query --help` / `rocksdb --help` list their flags.
 set -euo pipefail
 
 bench=${1:?usage: bench_cli_test.sh PATH/TO/paygo-bench}
@@ -45,7 +46,9 @@ check(isinstance(machine["cores"], int) and machine["cores"] >= 1, "machine.core
 # The JSON rows have the CSV's columns plus `phases`.
 columns = os.environ["BENCH_COLUMNS"].split(",")
 fields = set(columns) | {"phases"}
-tuning = columns[10:] + ["phases"]
+tuning = [c for c in columns[10:] if c != "slot_mode"] + ["phases"]
+slot_default = os.environ["BENCH_SLOT_DEFAULT"]
+check(doc["config"].get("slot_modes") == [slot_default], f"config slot_modes {doc['config']}")
 results = doc["results"]
 check(isinstance(results, list) and results, "results is empty")
 seen = {}
@@ -57,6 +60,10 @@ for r in results:
     # and so are the cache's sizes and rates.
     for k in tuning:
         check(r[k] is None, f"micro row: {k} is {r[k]!r}, want null: {r}")
+    # PAYGO: the default slot mode (no --slot-mode given); the others: null.
+    want_slot = slot_default if r["counter"] == "paygo" else None
+    check(r["slot_mode"] == want_slot, f"micro row: slot_mode {r['slot_mode']!r}, want "
+                                       f"{want_slot!r}: {r}")
     check(isinstance(r["threads"], int) and r["threads"] >= 1, f"threads {r['threads']!r}")
     want_unit = "s" if r["workload"] == "query" else "ops/s"
     check(r["unit"] == want_unit, f"{r['workload']}: unit {r['unit']!r}, want {want_unit!r}")
@@ -85,6 +92,49 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; \
   assert [(x["counter"],x["workload"],x["threads"]) for x in r]==[("atomic","single",1)], r' \
   "$tmp/one.json" || fail "single-counter run produced the wrong points"
 
+echo "== micro --slot-mode thread,cpu: PAYGO once per mode"
+"$bench" micro --counters atomic,paygo --workloads single,query --slot-mode thread,cpu \
+  --duration 0.01 --repeat 1 --max-slots 2 --json "$tmp/slots.json" --csv "$tmp/slots.csv" \
+  >"$tmp/slots.out" 2>"$tmp/slots.err" ||
+  { cat "$tmp/slots.err" >&2; fail "micro --slot-mode thread,cpu exited non-zero"; }
+grep -q 'micro single paygo slot=thread threads=1: ' "$tmp/slots.err" ||
+  fail "no progress line with slot=thread: $(cat "$tmp/slots.err")"
+grep -q 'micro query atomic threads=2: ' "$tmp/slots.err" ||
+  fail "the atomic progress line changed: $(cat "$tmp/slots.err")"
+check_csv "$tmp/slots.json" "$tmp/slots.csv"
+python3 - "$tmp/slots.json" "$tmp/slots.out" <<'PY'
+import json, sys
+
+doc = json.load(open(sys.argv[1]))
+table = open(sys.argv[2]).read().split("\n")
+
+
+def check(cond, msg):
+    if not cond:
+        sys.exit(f"FAIL: micro --slot-mode thread,cpu: {msg}")
+
+
+check(doc["config"].get("slot_modes") == ["thread", "cpu"], f"config {doc['config']}")
+got = sorted((r["workload"], r["threads"], r["counter"], str(r["slot_mode"]))
+             for r in doc["results"])
+want = sorted([(w, t, "atomic", "None") for w, t in (("single", 1), ("query", 1), ("query", 2))]
+              + [(w, t, "paygo", m) for w, t in (("single", 1), ("query", 1), ("query", 2))
+                 for m in ("thread", "cpu")])
+check(got == want, f"points {got}, want {want}")
+# Each table has a slot column first: the mode, '-' for atomic.
+rows, i = [], 0
+while i < len(table):
+    if table[i].split()[:3] == ["slot", "threads", "counter"]:
+        i += 1
+        while i < len(table) and table[i].strip():
+            rows.append(tuple(table[i].split()[:3]))
+            i += 1
+    i += 1
+check(sorted(rows) == sorted((str(r["slot_mode"] or "-"), str(r["threads"]), r["counter"])
+                             for r in doc["results"]), f"table rows {rows}")
+print(f"ok: micro --slot-mode thread,cpu: {len(got)} points, PAYGO per mode, atomic null")
+PY
+
 echo "== --help lists the flags"
 check_help() {
   local cmd=$1
@@ -96,6 +146,9 @@ check_help() {
   done
   echo "ok: $cmd --help mentions $*"
 }
+check_help micro --slot-mode thread cpu spill "PAYGO rows only" "the library's" max_slots \
+  --max-slots
+check_help counting --slot-mode thread cpu spill "PAYGO rows of --io cache only" "the library's"
 check_help counting --workload --hint --file-size --cache-size --phases --phase-seconds DRBZ PHASE \
   RRND auto central
 check_help query --after --hint --zipf-seconds --distributed DRBZ
@@ -123,4 +176,14 @@ expect_usage_error --repeat 0
 expect_usage_error --max-slots 0
 expect_usage_error --json "$tmp/no-such-dir/x.json"
 expect_usage_error --no-such-flag
+expect_usage_error --slot-mode foo
+grep -q -- '--slot-mode: foo not in {thread,cpu,spill,all}' "$tmp/err" ||
+  fail "--slot-mode foo: unclear message: $(cat "$tmp/err")"
+expect_usage_error --slot-mode ""
+expect_usage_error --slot-mode ,
+expect_usage_error --slot-mode thread,thread
+grep -q -- "--slot-mode: 'thread' given twice" "$tmp/err" ||
+  fail "--slot-mode thread,thread: unclear message: $(cat "$tmp/err")"
+expect_usage_error --slot-mode all,cpu
+expect_usage_error --slot-mode THREAD
 echo "PASS"

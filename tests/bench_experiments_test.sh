@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_experiments_test.sh BENCH PLOT — smoke test of `paygo-bench counting`,
 # `paygo-bench query` and `paygo-bench rocksdb` and of tools/plot:
-#   * bad arguments (old and self-tuning flags: --hint, --after, --phases,
+#   * bad arguments (old and self-tuning flags: --hint, --slot-mode, --after, --phases,
 #     --phase-seconds, --file-size, --zipf-seconds; rocksdb's --caches,
 #     --hot-keys, --keys, --value-size, --cache-size) exit 2 with a message;
 #   * tiny runs: counting with every io over DRBL/DRBM/DRBH; counting DRBZ
@@ -9,9 +9,11 @@
 #     --cache-size, and the default sizes), DRBZ and RRND over a cache
 #     smaller than their file; query with both workloads; query --after
 #     DRBZ; rocksdb with every cache, all keys and 16 hot keys, 1 and 2
-#     threads, over a 2,000-key database. Each writes JSON whose rows have
-#     the ten result fields plus the self-tuning ones, the cache's sizes and
-#     rates and hot_keys (null where they do not apply), every requested
+#     threads, over a 2,000-key database; counting DRBH with --slot-mode
+#     thread,cpu (PAYGO once per hint and slot mode). Each writes JSON whose
+#     rows have the ten result fields plus the self-tuning ones, the cache's
+#     sizes and rates, hot_keys and slot_mode (null where they do not apply:
+#     slot_mode is PAYGO's, io=cache counting rows only), every requested
 #     point, positive values, and CSV with the documented columns, equal to
 #     the JSON;
 #   * rocksdb: its config (the database's size, each cache's metadata), its
@@ -26,8 +28,9 @@
 #     /hcc, /lru) and the promo/dist columns equal those of the medians in
 #     the JSON;
 #   * tools/plot turns the JSON into the expected PNG files (also JSON
-#     without the self-tuning fields, and rows with fields it does not know),
-#     and refuses a non-bench file.
+#     without the self-tuning fields, and rows with fields it does not know;
+#     --suffix in the names), labels PAYGO per hint and slot mode, and
+#     refuses a non-bench file.
 # About 30 s on a 2-core machine.
 set -euo pipefail
 
@@ -69,6 +72,12 @@ expect_usage_error counting --hint no-such-hint
 expect_usage_error counting --hint ""
 expect_usage_error counting --hint auto,auto
 expect_usage_error counting --hint ,
+expect_usage_error counting --io cache --slot-mode foo
+grep -q -- '--slot-mode: foo not in {thread,cpu,spill,all}' "$tmp/err" ||
+  fail "counting --slot-mode foo: unclear message: $(cat "$tmp/err")"
+expect_usage_error counting --io cache --slot-mode ""
+expect_usage_error counting --io cache --slot-mode cpu,cpu
+expect_usage_error counting --io cache --slot-mode thread,all
 expect_usage_error counting --workload PHASE --io cache --phases 0
 expect_usage_error counting --workload PHASE --io cache --phases 1001
 expect_usage_error counting --workload PHASE --io cache --phases -1
@@ -173,6 +182,16 @@ timeout 120 "$bench" counting --workload DRBZ,RRND --io cache,pread --counters a
   --json "$tmp/small.json" --csv "$tmp/small.csv" >"$tmp/small.out" 2>"$tmp/small.err" ||
   { cat "$tmp/small.err" >&2; fail "paygo-bench counting DRBZ,RRND --cache-size exited non-zero"; }
 
+echo "== counting: DRBH with --slot-mode thread,cpu (PAYGO per hint and mode)"
+timeout 120 "$bench" counting --workload DRBH --io cache,pread --counters noop,atomic,paygo \
+  --hint auto,hot --slot-mode thread,cpu --threads 1,2 --duration 0.02 --repeat 1 --dir "$tmp" \
+  --json "$tmp/slots.json" --csv "$tmp/slots.csv" >"$tmp/slots.out" 2>"$tmp/slots.err" ||
+  { cat "$tmp/slots.err" >&2; fail "paygo-bench counting --slot-mode thread,cpu exited non-zero"; }
+grep -q 'counting DRBH io=cache paygo hint=auto slot=cpu threads=2: ' "$tmp/slots.err" ||
+  fail "no progress line with slot=cpu: $(cat "$tmp/slots.err")"
+grep -q 'counting DRBH io=cache atomic hint=hot threads=2: ' "$tmp/slots.err" ||
+  fail "the atomic progress line changed: $(cat "$tmp/slots.err")"
+
 echo "== query: drop and reclaim-per-page"
 timeout 120 "$bench" query --file-size 256K --distributed 0,100 --touch-threads 1 --repeat 1 --dir "$tmp" \
   --json "$tmp/query.json" --csv "$tmp/query.csv" >"$tmp/query.out" 2>"$tmp/query.err" ||
@@ -210,7 +229,7 @@ kept=$(sed -n 's/^rocksdb: kept the database in //p' "$tmp/keep.err")
   fail "rocksdb --keep: no database kept (stderr: $(cat "$tmp/keep.err"))"
 echo "ok: rocksdb --keep kept $kept"
 
-for name in counting tuning rrnd rrnd-default small query after misses rocksdb; do
+for name in counting tuning rrnd rrnd-default small query after misses rocksdb slots; do
   check_csv "$tmp/$name.json" "$tmp/$name.csv"
 done
 
@@ -222,6 +241,7 @@ tmp, counters = sys.argv[1], sys.argv[2:]
 COLUMNS = os.environ["BENCH_COLUMNS"].split(",")
 FIELDS = set(COLUMNS) | {"phases"}
 SIZES = ["cache_bytes", "file_bytes", "hits", "misses", "evictions"]
+SLOT_DEFAULT = os.environ["BENCH_SLOT_DEFAULT"]  # PAYGO's slot mode without --slot-mode
 COUNTS = ["promotions", "demotions", "distributed_pages", "promoted_pages"]
 TUNED = "paygo"  # the one counter that tunes itself (runs once per --hint)
 
@@ -268,6 +288,15 @@ def check_tuning(name, r):
                   f"{where}: {k} {r[k]!r}, want an int")
         return
     check(r["hot_keys"] is None, f"{where}: hot_keys {r['hot_keys']!r} outside rocksdb")
+    # slot_mode: PAYGO's in the page cache of counting (the default unless a
+    # run asks for others: checked there); null elsewhere (query too).
+    if r["experiment"] == "counting" and r["io"] == "cache" and r["counter"] == TUNED:
+        check(r["slot_mode"] in ("thread", "cpu", "spill"), f"{where}: slot_mode {r['slot_mode']!r}")
+        if name != "slots":
+            check(r["slot_mode"] == SLOT_DEFAULT,
+                  f"{where}: slot_mode {r['slot_mode']!r}, want the default {SLOT_DEFAULT!r}")
+    else:
+        check(r["slot_mode"] is None, f"{where}: slot_mode {r['slot_mode']!r}, want null")
     if r["experiment"] == "query" and r["workload"] == "drop-under-misses":
         # Automatic counting, the readers' ratio; nothing else.
         for k in COLUMNS[10:] + ["phases"]:
@@ -370,7 +399,7 @@ def hints_of(counter, hints):
 
 
 # ---- counting: every (workload, threads, counter/io, hint) ----
-_, counting = load("counting", "counting")
+cconf, counting = load("counting", "counting")
 for r in counting:
     check(r["unit"] == "ops/s" and r["distributed_pct"] is None, f"counting row {r}")
 got = points(counting, ("workload", "threads", "counter", "io", "hint"))
@@ -382,6 +411,19 @@ for w in ("DRBL", "DRBM", "DRBH"):
                  (w, t, "rocksdb-hcc", "rocksdb-hcc", None),
                  (w, t, "rocksdb-paygo", "rocksdb-paygo", None)}
 check(set(got) == want, f"counting points: missing {sorted(want - set(got), key=str)}, "
+                        f"unexpected {sorted(set(got) - want, key=str)}")
+
+# ---- counting --slot-mode thread,cpu: PAYGO per (hint, mode), the others once ----
+sconf_slots, slots = load("slots", "counting")
+check(sconf_slots.get("slot_modes") == ["thread", "cpu"], f"slots: config {sconf_slots}")
+check(cconf.get("slot_modes") == [SLOT_DEFAULT], f"counting: config slot_modes {cconf}")
+got = points(slots, ("workload", "threads", "counter", "io", "hint", "slot_mode"))
+want = set()
+for t in (1, 2):
+    want |= {("DRBH", t, c, "cache", "hot", None) for c in ("noop", "atomic")}
+    want |= {("DRBH", t, "paygo", "cache", h, m) for h in ("auto", "hot") for m in ("thread", "cpu")}
+    want.add(("DRBH", t, "kernel", "pread", None, None))
+check(set(got) == want, f"slots points: missing {sorted(want - set(got), key=str)}, "
                         f"unexpected {sorted(set(got) - want, key=str)}")
 
 # ---- counting DRBZ and PHASE: --hint all, counters atomic and paygo ----
@@ -611,9 +653,9 @@ def hot_twin(results, r):
         return None
     for b in results:
         if (b["counter"], b["experiment"], b["workload"], b["threads"], b["io"],
-                b["distributed_pct"], b["hint"]) == (r["counter"], r["experiment"], r["workload"],
-                                                     r["threads"], r["io"], r["distributed_pct"],
-                                                     "hot"):
+                b["distributed_pct"], b["slot_mode"], b["hint"]) == (
+                    r["counter"], r["experiment"], r["workload"], r["threads"], r["io"],
+                    r["distributed_pct"], r["slot_mode"], "hot"):
             return b
     return None
 
@@ -650,6 +692,11 @@ def check_tables(name, results):
         ratios = header[-6:-3] if has_tune else header[-3:]
         check(ratios == ["/noop", "/atomic", "/pread"], f"{name}: header {header}")
         has_io, has_hint, has_pct = header[0] == "io", "hint" in header, "dist%" in header
+        has_slot = "slot" in header
+        # slot_mode's column where some row has one (PAYGO's, in counting).
+        check(has_slot == any(r["slot_mode"] is not None for r in results
+                              if (r["experiment"], r["workload"]) == (experiment, workload)),
+              f"{name}: {experiment} / {workload}: header {header}")
         check(has_tune == has_hint, f"{name}: header {header}")
         i += 2
         while i < len(lines) and lines[i].strip():
@@ -658,16 +705,19 @@ def check_tables(name, results):
             if has_miss:
                 miss, tok = tok[-1], tok[:-1]
             j = 0
-            io = hint = dist = None
+            io = hint = slot = dist = None
             if has_io:
                 io, j = tok[j], j + 1
             if has_hint:
                 hint, j = tok[j], j + 1
                 hint = None if hint == "-" else hint
+            if has_slot:
+                slot, j = tok[j], j + 1
+                slot = None if slot == "-" else slot
             if has_pct:
                 dist, j = float(tok[j]), j + 1
             threads, counter = int(tok[j]), tok[j + 1]
-            key = (experiment, workload, io, hint, dist, threads, counter)
+            key = (experiment, workload, io, hint, slot, dist, threads, counter)
             check(key not in printed, f"{name}: row printed twice: {key}")
             printed[key] = ((tok[-6:-3], tok[-3:]) if has_tune else (tok[-3:], None)) + (miss,)
             i += 1
@@ -676,7 +726,8 @@ def check_tables(name, results):
     compared = 0
     for r in results:
         dist = None if r["distributed_pct"] is None else float(r["distributed_pct"])
-        key = (r["experiment"], r["workload"], r["io"], r["hint"], dist, r["threads"], r["counter"])
+        key = (r["experiment"], r["workload"], r["io"], r["hint"], r["slot_mode"], dist, r["threads"],
+               r["counter"])
         check(key in printed, f"{name}: no printed row for {key}")
         ratios, tune, miss = printed[key]
         if miss is not None:  # "-" exactly where the JSON has no miss rate
@@ -705,10 +756,10 @@ def check_phase_table(name, results):
         if not l.strip():
             break
         body.append(l.split())
-    want = [(r["counter"], r["hint"], r["threads"], ph["repeat"], ph["phase"], ph["workload"],
-             ph["promotions"], ph["demotions"])
+    want = [(r["counter"], r["hint"], r["slot_mode"] or "-", r["threads"], ph["repeat"],
+             ph["phase"], ph["workload"], ph["promotions"], ph["demotions"])
             for r in results if r["workload"] == "PHASE" for ph in r["phases"]]
-    got = [(t[0], t[1], int(t[2]), int(t[3]), int(t[4]), t[5], int(t[6]), int(t[7]))
+    got = [(t[0], t[1], t[2], int(t[3]), int(t[4]), int(t[5]), t[6], int(t[7]), int(t[8]))
            for t in body]
     check(got == want, f"{name}: per-phase table {got} != JSON {want}")
     return len(got)
@@ -719,6 +770,10 @@ n = check_tables("counting", counting)
 check(n >= len(counting) * 3 - len(counting), f"counting: only {n} ratios compared")
 m = check_tables("query", query) + check_tables("tuning", tuning) + check_tables("after", after)
 m += check_tables("rrnd", rrnd) + check_tables("small", small)
+s = check_tables("slots", slots)
+# /hot of each PAYGO auto row: over the hot row of the same slot mode.
+check(s >= len(slots), f"slots: only {s} ratios compared")
+m += s
 k = check_rocksdb_table("rocksdb", rocks)
 check(k == len(rocks) * 2, f"rocksdb: {k} ratios compared, want {len(rocks) * 2}")
 m += k
@@ -726,7 +781,8 @@ p = check_phase_table("tuning", tuning)
 print(f"ok: counting {len(counting)} points, DRBZ/PHASE {len(tuning)} points ({p} phases), "
       f"RRND {len(rrnd)} + {len(rdef)} points, DRBZ/RRND small cache {len(small)} points, "
       f"query {len(query)} points, query --after {len(after)} points, "
-      f"rocksdb {len(rocks)} points, {n + m} printed ratios match the medians")
+      f"rocksdb {len(rocks)} points, --slot-mode {len(slots)} points, "
+      f"{n + m} printed ratios match the medians")
 PY
 
 echo "== tools/plot"
@@ -809,13 +865,24 @@ for name, w, want in (
                                                                  "rocksdb-paygo"})),
         ("old-counting", "DRBH", sorted(set(counters) | {"kernel (pread)", "rocksdb-lru",
                                                          "rocksdb-hcc", "rocksdb-paygo"})),
-        ("rocksdb", "readrandom", ["rocksdb-hcc", "rocksdb-lru", "rocksdb-paygo"])):
+        ("rocksdb", "readrandom", ["rocksdb-hcc", "rocksdb-lru", "rocksdb-paygo"]),
+        ("slots", "DRBH", ["atomic", "kernel (pread)", "noop", "paygo (auto, slot=cpu)",
+                           "paygo (auto, slot=thread)", "paygo (hot, slot=cpu)",
+                           "paygo (hot, slot=thread)"])):
     got = labels(name, w)
     if got != want:
         sys.exit(f"FAIL: tools/plot series for {name} {w}: {got}, want {want}")
-print("ok: tools/plot series: paygo per hint, old files as before")
+print("ok: tools/plot series: paygo per hint (and slot mode), old files as before")
 PY
   fail "tools/plot's series are wrong"
+# --suffix: a second run of one experiment beside the first (make eval's counting-oversub).
+"$plot" -o "$tmp/png-suffix" --suffix oversub "$tmp/slots.json" >"$tmp/plot.out" 2>&1 ||
+  { cat "$tmp/plot.out" >&2; fail "tools/plot --suffix exited non-zero"; }
+expect_pngs "$tmp/png-suffix" counting-DRBH-oversub
+rc=0
+"$plot" -o "$tmp/png-bad" --suffix a/b "$tmp/slots.json" >"$tmp/plot.out" 2>&1 || rc=$?
+((rc == 2)) || fail "tools/plot --suffix a/b exited $rc, want 2"
+"$plot" --help | grep -q -- '--suffix' || fail "tools/plot --help does not list --suffix"
 echo '{"hello": 1}' >"$tmp/not-bench.json"
 rc=0
 "$plot" -o "$tmp/png2" "$tmp/not-bench.json" >"$tmp/plot.out" 2>&1 || rc=$?

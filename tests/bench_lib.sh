@@ -3,6 +3,8 @@
 #   $tmp             a scratch directory, removed at exit
 #   fail MSG         print FAIL: MSG and exit 1
 #   $counters        the counter names paygo-bench lists (at least two)
+#   $slot_default    PAYGO's default slot mode, as `micro --help` shows it
+#                    (the library's: the --slot-mode default)
 #   BENCH_COLUMNS    the CSV columns in their documented order (bench/README.md),
 #                    comma-separated, exported for the scripts' Python checks;
 #                    the JSON rows have the same keys plus `phases`
@@ -22,10 +24,15 @@ fail() {
 
 mapfile -t counters < <("$bench" counters)
 ((${#counters[@]} >= 2)) || fail "'paygo-bench counters' listed ${#counters[@]} counters"
+slot_default=$("$bench" micro --help | sed -n 's/.*--slot-mode[^ ]* TEXT:{[^}]*}=\([a-z]*\).*/\1/p')
+[[ $slot_default =~ ^(thread|cpu|spill)$ ]] ||
+  fail "micro --help shows no --slot-mode default (got '$slot_default')"
+export BENCH_SLOT_DEFAULT=$slot_default
 
 export BENCH_COLUMNS="experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit,\
 hint,after,promotions,demotions,distributed_pages,promoted_pages,first_promotion_s,\
-promoted_read_share,cache_bytes,file_bytes,hits,misses,evictions,readers_during_drop,hot_keys"
+promoted_read_share,cache_bytes,file_bytes,hits,misses,evictions,readers_during_drop,hot_keys,\
+slot_mode"
 
 # The header, then one row per result with as many fields and the same values
 # (null is an empty field, strings equal, numbers within 1e-6).

@@ -48,7 +48,7 @@ struct CacheStats {
   std::size_t distributed_pages = 0;
   std::size_t hinted_pages = 0;         ///< ... because they are in a Hot range
   std::size_t promoted_pages = 0;       ///< ... because self-tuning promoted them
-  std::size_t counter_table_bytes = 0;  ///< bytes held by the counter's per-slot tables
+  std::size_t counter_table_bytes = 0;  ///< bytes held by the counter's tables (per slot, per CPU)
   /// Self-tuning (zero for counters without it): pages promoted and demoted
   /// since the cache was made, sweep steps that looked at frames, and gets
   /// that wanted a per-thread entry and went central (more threads than
