@@ -297,6 +297,10 @@ def check_tuning(name, r):
                   f"{where}: slot_mode {r['slot_mode']!r}, want the default {SLOT_DEFAULT!r}")
     else:
         check(r["slot_mode"] is None, f"{where}: slot_mode {r['slot_mode']!r}, want null")
+    # counter_table_bytes: the counter's tables after a page-cache run.
+    if r["io"] == "cache" and r["experiment"] == "counting" or r["after"] is not None:
+        check(is_num(r["counter_table_bytes"]) and r["counter_table_bytes"] >= 0,
+              f"{where}: counter_table_bytes {r['counter_table_bytes']!r}")
     if r["experiment"] == "query" and r["workload"] == "drop-under-misses":
         # Automatic counting, the readers' ratio; nothing else.
         for k in COLUMNS[10:] + ["phases"]:

@@ -32,7 +32,7 @@ export BENCH_SLOT_DEFAULT=$slot_default
 export BENCH_COLUMNS="experiment,workload,counter,io,threads,distributed_pct,median,min,max,unit,\
 hint,after,promotions,demotions,distributed_pages,promoted_pages,first_promotion_s,\
 promoted_read_share,cache_bytes,file_bytes,hits,misses,evictions,readers_during_drop,hot_keys,\
-slot_mode"
+slot_mode,counter_table_bytes"
 
 # The header, then one row per result with as many fields and the same values
 # (null is an empty field, strings equal, numbers within 1e-6).
