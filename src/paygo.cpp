@@ -301,26 +301,22 @@ Paygo::Token Paygo::get_fallback(Object& o) noexcept {
 }
 
 Paygo::Token Paygo::get_slow(Object& o, std::uint64_t w0) noexcept {
-  detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
-  if (opt_.slot_mode == SlotMode::Cpu) {
-    // Mark the way (as Spill does below), so the next get goes to get_cpu()
-    // from the inline path; unless another domain holds the way just now.
-    if (tc.domain_id == 0 || tc.domain_id == domain_.id()) {
-      tc = detail::ThreadCache{domain_.id(), nullptr, nullptr, cpu_key_};
+  if (opt_.slot_mode != SlotMode::Cpu) {
+    if (PaygoTable* table = find_table()) {  // registers the slot, makes the table
+      PaygoEntry* e = claim(*table, o);
+      if (e == nullptr) return get_fallback(o);  // window full or saturated
+      return publish(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
     }
-    return get_cpu(o, w0);
+    // More threads than slots.
+    if (opt_.slot_mode == SlotMode::Thread) return get_fallback(o);
   }
-  if (PaygoTable* table = find_table()) {  // registers the slot, makes the table
-    PaygoEntry* e = claim(*table, o);
-    if (e == nullptr) return get_fallback(o);  // window full or saturated
-    return publish(o, w0, *table, *e, e->local.load(std::memory_order_relaxed));
-  }
-  // More threads than slots.
-  if (opt_.slot_mode == SlotMode::Thread) return get_fallback(o);
-  // Spill: this thread counts per CPU from now on; the mark stays until the
-  // thread cache's way is taken by another domain (then find_table() asks
-  // the Domain again, which is cheap while no slot was retired).
-  tc = detail::ThreadCache{domain_.id(), nullptr, nullptr, cpu_key_};
+  // Cpu, or Spill without a slot: this thread counts per CPU from now on.
+  // Mark its thread-cache way so the inline path goes to get_cpu() next
+  // time, unless another domain holds the way just now (the mark then
+  // waits for a later get; taking the way would cost that domain a rebind).
+  detail::ThreadCache& tc = detail::tls_cache_for(domain_.id());
+  if (tc.domain_id == 0 || tc.domain_id == domain_.id())
+    tc = detail::ThreadCache{domain_.id(), nullptr, nullptr, cpu_key_};
   return get_cpu(o, w0);
 }
 

@@ -557,7 +557,8 @@ class Paygo {
   /// The ThreadCache::aux value that enables the fast path: unique to this
   /// counter (it contains the domain id) and never 0.
   std::uintptr_t fast_key_;
-  /// The aux value of a Spill thread that found no slot: count per CPU.
+  /// The aux value of a thread that counts per CPU (Cpu mode, or Spill
+  /// without a slot): the inline get goes straight to get_cpu().
   std::uintptr_t cpu_key_;
   /// Per-CPU tables: possible CPUs, one pointer each, made on first use
   /// (release CAS in make_cpu_table(), acquire loads in get_cpu() and the

@@ -23,10 +23,9 @@ struct ToGTest<CounterList<Cs...>> {
 /// run every mode. Same name and contract messages as Paygo.
 template <SlotMode M>
 struct PaygoIn : Paygo {
-  PaygoIn() : Paygo(with_mode()) {}
-  explicit PaygoIn(Options o) : Paygo((o.slot_mode = M, o)) {}
-  static Options with_mode() {
-    Options o;
+  PaygoIn() : PaygoIn(Options{}) {}
+  explicit PaygoIn(Options o) : Paygo(with_mode(o)) {}
+  static Options with_mode(Options o) {
     o.slot_mode = M;
     return o;
   }
